@@ -1,0 +1,1 @@
+"""Collecting and reading INT8 calibration sets."""

@@ -1,0 +1,39 @@
+"""ONNX Runtime backend (CPU)."""
+import os
+from typing import List
+
+import numpy as np
+
+from edge.backends.base import Backend
+from edge.errors import ModelError
+
+
+def _default_threads():
+    # type: () -> int
+    return max(1, os.cpu_count() or 1)
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    precision = "fp32"
+
+    def __init__(self, path, threads=0):
+        # type: (str, int) -> None
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or _default_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(path, sess_options=options,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own opaque types
+            raise ModelError("cannot load model {}: {} (run `faceedge models fetch` to restore it)"
+                             .format(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        self.path = path
+        self.input_name = self._session.get_inputs()[0].name
+        self.output_names = tuple(o.name for o in self._session.get_outputs())
+
+    def run(self, batch):
+        # type: (np.ndarray) -> List[np.ndarray]
+        return self._session.run(list(self.output_names), {self.input_name: batch})

@@ -1,0 +1,1 @@
+"""ONNX -> TensorRT engines, built on the device; the engine cache and calibrator."""
