@@ -1,6 +1,6 @@
 """`faceedge` command line: one subcommand per module in edge/commands.
 
-Each module in edge.commands exposes `register(subparsers)`, which adds its
+Each module in edge.commands (but those named _*) exposes `register(subparsers)`, which adds its
 subcommands and sets `func` (args -> exit code) on each parser.
 """
 import argparse
@@ -23,6 +23,8 @@ def build_parser():
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(edge.commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
         module = importlib.import_module("edge.commands." + info.name)
         module.register(subparsers)
     return parser

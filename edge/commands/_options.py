@@ -1,0 +1,24 @@
+"""Options shared by the CLI commands (underscore: edge/cli.py does not load it as a command)."""
+import os
+
+from edge.backends import KINDS
+
+
+def add_model_options(parser):
+    group = parser.add_argument_group("models")
+    group.add_argument("--profile", default=os.environ.get("FACEEDGE_PROFILE", "default"),
+                       help="model profile: default (RetinaFace + SFace) or arcface-mbf (default: %(default)s)")
+    group.add_argument("--model-dir", default=os.environ.get("FACEEDGE_MODEL_DIR"),
+                       help="model directory (default: ~/.local/share/faceedge/models)")
+    group.add_argument("--backend", choices=KINDS, default="auto", help="inference backend (default: auto)")
+    group.add_argument("--detector", help="own detector ONNX as FAMILY:PATH (retinaface or scrfd)")
+    group.add_argument("--recognizer", help="own recognizer ONNX as FAMILY:PATH (sface or arcface)")
+    group.add_argument("--det-size", type=int, default=640, help="detector input, longest side (default: 640)")
+    group.add_argument("--no-flip", action="store_true", help="do not average with the mirrored face")
+
+
+def pipeline_from_args(args, min_quality=None):
+    from edge.pipeline import DEFAULT_MIN_QUALITY, open_pipeline
+    return open_pipeline(args.profile, args.model_dir, args.backend, det_size=args.det_size,
+                         min_quality=DEFAULT_MIN_QUALITY if min_quality is None else min_quality,
+                         detector=args.detector, recognizer=args.recognizer, flip=not args.no_flip)

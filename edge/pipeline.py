@@ -1,0 +1,111 @@
+"""The recognition pipeline: image -> detected, aligned, assessed, embedded faces.
+
+Composition only; each stage lives in its own module.
+"""
+import time
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edge.align import align_face
+from edge.backends import create_backend
+from edge.detectors import Detector, create_detector
+from edge.models.manifest import model_fingerprint, parse_model_ref, resolve_models
+from edge.quality import assess
+from edge.recognizers import Recognizer, create_recognizer
+from edge.types import Face
+
+DEFAULT_MIN_QUALITY = 0.35
+
+StageTimes = NamedTuple("StageTimes", [
+    ("detect_ms", float),
+    ("align_ms", float),
+    ("embed_ms", float),
+])
+
+
+def _ms_since(start):
+    # type: (float) -> float
+    return (time.perf_counter() - start) * 1000.0
+
+
+class FacePipeline(object):
+    def __init__(self, detector, recognizer, fingerprint, threshold, min_quality=DEFAULT_MIN_QUALITY,
+                 min_face_px=0):
+        # type: (Detector, Recognizer, str, float, float, int) -> None
+        self.detector = detector
+        self.recognizer = recognizer
+        self.recognizer_fingerprint = fingerprint
+        self.threshold = threshold
+        self.min_quality = min_quality
+        self.min_face_px = min_face_px
+        self.timings = StageTimes(0.0, 0.0, 0.0)
+
+    @property
+    def backend_name(self):
+        # type: () -> str
+        return self.recognizer.backend.name
+
+    @property
+    def precision(self):
+        # type: () -> str
+        return self.recognizer.backend.precision
+
+    def process(self, image, source=""):
+        # type: (np.ndarray, str) -> List[Face]
+        start = time.perf_counter()
+        detections = self.detector.detect(image)
+        detect_ms = _ms_since(start)
+        start = time.perf_counter()
+        crops = [align_face(image, d.landmarks) for d in detections]
+        qualities = [assess(d, c, self.min_quality) for d, c in zip(detections, crops)]
+        if self.min_face_px:
+            qualities = [q._replace(usable=q.usable and q.size >= self.min_face_px) for q in qualities]
+        align_ms = _ms_since(start)
+        start = time.perf_counter()
+        usable = [i for i, q in enumerate(qualities) if q.usable]
+        embeddings = self.recognizer.embed([crops[i] for i in usable]) if usable else None
+        by_index = {}
+        for row, i in enumerate(usable):
+            by_index[i] = embeddings[row]
+        embed_ms = _ms_since(start)
+        self.timings = StageTimes(detect_ms, align_ms, embed_ms)
+        return [Face(detection=d, crop=c, quality=q, embedding=by_index.get(i))
+                for i, (d, c, q) in enumerate(zip(detections, crops, qualities))]
+
+    def embed_crops(self, crops):
+        # type: (Sequence[np.ndarray]) -> np.ndarray
+        return self.recognizer.embed(list(crops))
+
+
+def largest_face(faces):
+    # type: (Sequence[Face]) -> Optional[Face]
+    def area(face):
+        x1, y1, x2, y2 = face.detection.bbox
+        return (x2 - x1) * (y2 - y1)
+    return max(faces, key=area) if faces else None
+
+
+def central_face(faces, width, height):
+    # type: (Sequence[Face], int, int) -> Optional[Face]
+    def distance(face):
+        x1, y1, x2, y2 = face.detection.bbox
+        return ((x1 + x2) / 2.0 - width / 2.0) ** 2 + ((y1 + y2) / 2.0 - height / 2.0) ** 2
+    return min(faces, key=distance) if faces else None
+
+
+def open_pipeline(profile="default", model_dir=None, backend="auto", det_size=640, det_confidence=0.5,
+                  min_quality=DEFAULT_MIN_QUALITY, min_face_px=0, threads=0, detector=None, recognizer=None,
+                  threshold=None, flip=True, max_faces=0):
+    # type: (Optional[str], Optional[str], str, int, float, float, int, int, Optional[str], Optional[str], Optional[float], bool, int) -> FacePipeline
+    """Resolve the models (a profile, or 'family:path' strings) and load them on a backend."""
+    models = resolve_models(profile, model_dir,
+                            detector=parse_model_ref(detector) if detector else None,
+                            recognizer=parse_model_ref(recognizer) if recognizer else None,
+                            threshold=threshold or None)
+    det = create_detector(models.detector_family, create_backend(models.detector_path, backend, threads),
+                          det_size=det_size, confidence=det_confidence, max_faces=max_faces)
+    rec = create_recognizer(models.recognizer_family, create_backend(models.recognizer_path, backend, threads),
+                            flip=flip)
+    return FacePipeline(det, rec, model_fingerprint(models.recognizer_path), models.recognizer_threshold,
+                        min_quality=min_quality, min_face_px=min_face_px)
