@@ -2,10 +2,7 @@
 import threading
 from typing import Iterator, NamedTuple, Optional, Sequence
 
-try:
-    import queue
-except ImportError:  # pragma: no cover
-    import Queue as queue  # type: ignore
+import queue
 
 import numpy as np
 
