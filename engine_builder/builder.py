@@ -1,0 +1,179 @@
+"""ONNX -> serialised TensorRT engine, on the TensorRT Python API of each JetPack.
+
+Written against three API generations and branched on features, never on version strings:
+  8.2 (JetPack 4.6): explicit-batch flag, config.max_workspace_size
+  8.5 (JetPack 5):   set_memory_pool_limit, explicit-batch flag still required
+  10.x (JetPack 6/7): explicit batch is the only mode (Builder.max_batch_size is gone),
+                      calibrators deprecated (10.1) but present
+TensorRT 11+ (x86 only) removed the FP16/INT8 builder flags and calibrators: we say so.
+Not run on real hardware here: exercised against tests/fakes/tensorrt_* only.
+"""
+import logging
+import os
+from typing import Any, Dict, NamedTuple, Optional, Tuple
+
+from edge.errors import BackendError, ModelError
+from engine_builder.cache import write_atomic
+from engine_builder.progress import BuildProgress, make_progress_monitor
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+Shape = Tuple[int, ...]
+
+BuildSettings = NamedTuple("BuildSettings", [
+    ("precision", str),
+    ("input_name", str),
+    ("profile", Tuple[Shape, Shape, Shape]),
+    ("workspace_mb", int),
+    ("dla_core", int),                 # -1 = GPU
+    ("timing_cache_path", str),        # "" = none
+    ("calibrator", Any),               # IInt8EntropyCalibrator2 instance for int8, else None
+    ("calibration_shape", Optional[Shape]),
+])
+
+
+def import_tensorrt():
+    # type: () -> Any
+    try:
+        import tensorrt  # noqa: lazy, Jetson only
+    except ImportError as exc:
+        raise BackendError("TensorRT cannot be imported ({}): on a Jetson install python3-libnvinfer and "
+                           "run faceedge on the system Python (or a --system-site-packages venv), "
+                           "or use backend = onnxruntime".format(exc))
+    return tensorrt
+
+
+def api_features(trt, builder=None, config=None):
+    # type: (Any, Any, Any) -> Dict[str, bool]
+    flags = getattr(trt, "BuilderFlag", None)
+    creation = getattr(trt, "NetworkDefinitionCreationFlag", None)
+    return {
+        "fp16_flag": flags is not None and hasattr(flags, "FP16"),
+        "int8_flag": flags is not None and hasattr(flags, "INT8"),
+        "int8_calibrator": hasattr(trt, "IInt8EntropyCalibrator2"),
+        "explicit_batch_flag": creation is not None and hasattr(creation, "EXPLICIT_BATCH"),
+        # Implicit batch (and so the need for the explicit flag) exists while the builder has max_batch_size.
+        "implicit_batch_exists": builder is not None and hasattr(builder, "max_batch_size"),
+        "memory_pool": config is not None and hasattr(config, "set_memory_pool_limit"),
+        "calibration_profile": config is not None and hasattr(config, "set_calibration_profile"),
+        "timing_cache": config is not None and hasattr(config, "create_timing_cache"),
+        "progress_monitor": hasattr(trt, "IProgressMonitor"),
+    }
+
+
+def _check_precision_support(trt, precision):
+    # type: (Any, str) -> None
+    feats = api_features(trt)
+    version = getattr(trt, "__version__", "?")
+    if precision == "fp16" and not feats["fp16_flag"]:
+        raise BackendError("TensorRT {} has no FP16 builder flag (TensorRT 11+ networks are strongly typed; "
+                           "implicit FP16/INT8 no longer exist): build with --precision fp32 or supply an "
+                           "FP16/Q-DQ ONNX model".format(version))
+    if precision == "int8" and not (feats["int8_flag"] and feats["int8_calibrator"]):
+        raise BackendError("TensorRT {} has no INT8 builder flag or calibrator (removed in TensorRT 11; only "
+                           "explicit Q/DQ ONNX models quantise): use --precision fp16".format(version))
+
+
+def _parse(trt, network, logger, onnx_path):
+    # type: (Any, Any, Any, str) -> Any
+    parser = trt.OnnxParser(network, logger)
+    with open(onnx_path, "rb") as f:
+        data = f.read()
+    if not parser.parse(data):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise ModelError("TensorRT cannot parse {}: {} (keep the model at opset <= 13 for TensorRT 8.2)"
+                         .format(onnx_path, "; ".join(errors) or "unknown parser error"))
+    return parser
+
+
+def _load_timing_cache(config, path):
+    # type: (Any, str) -> Any
+    data = b""
+    if path and os.path.isfile(path):
+        with open(path, "rb") as f:
+            data = f.read()
+    cache = config.create_timing_cache(data)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache
+
+
+def build_serialized(trt, onnx_path, settings, progress=None, logger=None):
+    # type: (Any, str, BuildSettings, Optional[BuildProgress], Any) -> bytes
+    """Build and return the serialised engine; raises BackendError/ModelError."""
+    if settings.precision not in PRECISIONS:
+        raise BackendError("precision must be one of {}, not {!r}".format(", ".join(PRECISIONS), settings.precision))
+    _check_precision_support(trt, settings.precision)
+    logger = logger or trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    if builder is None:
+        raise BackendError("TensorRT could not create a builder (no CUDA driver?): check `nvidia-smi`/tegrastats")
+    feats = api_features(trt, builder)
+    flags = 0
+    if feats["implicit_batch_exists"] and feats["explicit_batch_flag"]:
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    # The parser owns the weights until the build is done: keep the reference alive.
+    parser = _parse(trt, network, logger, onnx_path)
+    config = builder.create_builder_config()
+    feats = api_features(trt, builder, config)
+
+    workspace = int(settings.workspace_mb) << 20
+    if feats["memory_pool"]:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
+    else:
+        config.max_workspace_size = workspace
+
+    if settings.precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)   # INT8 engines keep FP16 for layers without INT8 kernels
+    if settings.precision == "int8":
+        if settings.calibrator is None:
+            raise BackendError("INT8 build needs a calibrator: pass --calibration DIR")
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = settings.calibrator
+
+    lo, opt, hi = settings.profile
+    profile = builder.create_optimization_profile()
+    profile.set_shape(settings.input_name, lo, opt, hi)
+    config.add_optimization_profile(profile)
+    if settings.precision == "int8" and feats["calibration_profile"] and settings.calibration_shape:
+        shape = settings.calibration_shape
+        calib_profile = builder.create_optimization_profile()
+        calib_profile.set_shape(settings.input_name, shape, shape, shape)
+        config.set_calibration_profile(calib_profile)
+
+    if settings.dla_core >= 0:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = int(settings.dla_core)
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+    timing_cache = None
+    if settings.timing_cache_path and feats["timing_cache"]:
+        timing_cache = _load_timing_cache(config, settings.timing_cache_path)
+
+    monitor = None
+    if progress is not None and feats["progress_monitor"] and hasattr(config, "progress_monitor"):
+        monitor = make_progress_monitor(trt, progress)
+        config.progress_monitor = monitor
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        if progress is not None and progress.cancelled:
+            raise KeyboardInterrupt()
+        raise BackendError("TensorRT failed to build an engine for {} ({}); run with -v for the TensorRT log"
+                           .format(onnx_path, settings.precision))
+    data = bytes(serialized)
+    if timing_cache is not None:
+        write_atomic(settings.timing_cache_path, bytes(config.get_timing_cache().serialize()))
+    del parser, monitor
+    return data
+
+
+def dla_cores(trt, logger=None):
+    # type: (Any, Any) -> int
+    try:
+        builder = trt.Builder(logger or trt.Logger(trt.Logger.WARNING))
+        return int(getattr(builder, "num_DLA_cores", 0))
+    except Exception:  # no CUDA driver: TensorRT raises its own types
+        return 0

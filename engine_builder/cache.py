@@ -1,0 +1,205 @@
+"""The engine directory: engines with a metadata file each, timing and calibration caches.
+
+Layout (plain files a user can inspect):
+  <stem>.<precision>.<key>.engine   serialised TensorRT plan
+  <stem>.<precision>.<key>.json     metadata: fingerprint, build, verification
+  timing-<gpu>-trt<version>.cache   TensorRT timing cache (shared by all builds on this GPU)
+  calib-<model>-<set>.table         INT8 calibration table
+An engine counts only when its metadata file exists; the metadata is renamed into place
+after the engine, so an interrupted write never leaves a usable-looking half engine.
+"""
+import json
+import os
+import re
+import time
+from typing import Any, Dict, List, NamedTuple, Optional
+
+from edge.errors import BackendError
+from engine_builder import fingerprint as fpmod
+from engine_builder.fingerprint import EngineFingerprint
+
+METADATA_FORMAT = 1
+TMP_PREFIX = ".tmp-"
+
+EngineEntry = NamedTuple("EngineEntry", [
+    ("engine_path", str),
+    ("metadata_path", str),
+    ("fingerprint", EngineFingerprint),
+    ("metadata", Dict[str, Any]),
+])
+
+
+def default_engine_dir():
+    # type: () -> str
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "faceedge", "engines")
+
+
+def write_atomic(path, data):
+    # type: (str, bytes) -> None
+    """Write to a temp file in the same directory, fsync, rename over `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, "{}{}-{}".format(TMP_PREFIX, os.getpid(), os.path.basename(path)))
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # BaseException: Ctrl-C in the middle of a write must not leave the temp file.
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _safe(text):
+    # type: (str) -> str
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+class EngineCache(object):
+    def __init__(self, engine_dir):
+        # type: (str) -> None
+        self.engine_dir = engine_dir
+
+    def _ensure_dir(self):
+        # type: () -> None
+        try:
+            if not os.path.isdir(self.engine_dir):
+                os.makedirs(self.engine_dir)
+        except OSError as exc:
+            raise BackendError("cannot create engine directory {}: {} (set another engine dir)".format(
+                self.engine_dir, exc.strerror))
+
+    def base_path(self, fp, stem):
+        # type: (EngineFingerprint, str) -> str
+        return os.path.join(self.engine_dir, "{}.{}.{}".format(_safe(stem), fp.precision, fpmod.key(fp)))
+
+    def timing_cache_path(self, gpu_name, tensorrt_version):
+        # type: (str, str) -> str
+        return os.path.join(self.engine_dir, "timing-{}-trt{}.cache".format(
+            _safe(gpu_name or "gpu"), _safe(tensorrt_version or "unknown")))
+
+    def calibration_table_path(self, model_sha256, calibration_sha256, shape):
+        # type: (str, str, tuple) -> str
+        return os.path.join(self.engine_dir, "calib-{}-{}-{}.table".format(
+            model_sha256[:12], calibration_sha256[:12], "x".join(str(d) for d in shape)))
+
+    # -- reading --
+    def entries(self):
+        # type: () -> List[EngineEntry]
+        out = []  # type: List[EngineEntry]
+        if not os.path.isdir(self.engine_dir):
+            return out
+        for name in sorted(os.listdir(self.engine_dir)):
+            if not name.endswith(".json") or name.startswith(TMP_PREFIX):
+                continue
+            entry = self._read(os.path.join(self.engine_dir, name))
+            if entry is not None:
+                out.append(entry)
+        return out
+
+    def _read(self, metadata_path):
+        # type: (str) -> Optional[EngineEntry]
+        try:
+            with open(metadata_path, "r") as f:
+                meta = json.load(f)
+            fp = fpmod.from_dict(meta["fingerprint"])
+        except (IOError, OSError, ValueError, KeyError, TypeError):
+            return None      # unreadable metadata = no engine; `engines clean` removes it
+        engine_path = metadata_path[:-len(".json")] + ".engine"
+        return EngineEntry(engine_path, metadata_path, fp, meta)
+
+    def find(self, fp, ignore=()):
+        # type: (EngineFingerprint, tuple) -> Optional[EngineEntry]
+        """The verified, present engine whose fingerprint equals `fp` except for the `ignore` fields."""
+        for entry in self.entries():
+            if entry.metadata.get("status") != "verified" or not os.path.isfile(entry.engine_path):
+                continue
+            if entry.fingerprint == fp or (
+                    ignore and not [f for f in fpmod.differences(entry.fingerprint, fp) if f not in ignore]):
+                return entry
+        return None
+
+    # -- writing --
+    def store(self, fp, stem, engine_bytes, build_info):
+        # type: (EngineFingerprint, str, bytes, Dict[str, Any]) -> EngineEntry
+        """Store a freshly built engine as 'unverified'."""
+        self._ensure_dir()
+        base = self.base_path(fp, stem)
+        meta = {
+            "format": METADATA_FORMAT,
+            "model": stem,
+            "status": "unverified",
+            "fingerprint": fpmod.to_dict(fp),
+            "build": dict(build_info, engine_bytes=len(engine_bytes)),
+            "verification": None,
+        }
+        write_atomic(base + ".engine", bytes(engine_bytes))
+        write_atomic(base + ".json", json.dumps(meta, indent=2, sort_keys=True).encode("utf-8"))
+        return EngineEntry(base + ".engine", base + ".json", fp, meta)
+
+    def set_status(self, entry, status, verification=None, reason=""):
+        # type: (EngineEntry, str, Optional[Dict[str, Any]], str) -> EngineEntry
+        meta = dict(entry.metadata)
+        meta["status"] = status
+        meta["status_reason"] = reason
+        meta["status_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if verification is not None:
+            meta["verification"] = verification
+        write_atomic(entry.metadata_path, json.dumps(meta, indent=2, sort_keys=True).encode("utf-8"))
+        return entry._replace(metadata=meta)
+
+    def remove(self, entry):
+        # type: (EngineEntry) -> None
+        for path in (entry.metadata_path, entry.engine_path):    # metadata first: see module doc
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def retire_superseded(self, new_entry):
+        # type: (EngineEntry) -> List[EngineEntry]
+        """After `new_entry` verified: drop older engines of the same model and role that can no
+        longer load here (other TensorRT/GPU/L4T) or that it replaces (same precision)."""
+        removed = []
+        for entry in self.entries():
+            if entry.metadata_path == new_entry.metadata_path:
+                continue
+            same_model = (entry.fingerprint.role == new_entry.fingerprint.role
+                          and entry.metadata.get("model") == new_entry.metadata.get("model"))
+            if not same_model:
+                continue
+            if fpmod.platform_differences(entry.fingerprint, new_entry.fingerprint) \
+                    or entry.fingerprint.precision == new_entry.fingerprint.precision:
+                self.remove(entry)
+                removed.append(entry)
+        return removed
+
+    def stale(self, current_platform_fp=None):
+        # type: (Optional[EngineFingerprint]) -> List[EngineEntry]
+        """Entries that cannot be used: rejected, broken, or (given a current fingerprint) built
+        for another TensorRT/CUDA/L4T/GPU."""
+        out = []
+        for entry in self.entries():
+            if entry.metadata.get("status") in ("rejected", "incompatible") \
+                    or not os.path.isfile(entry.engine_path):
+                out.append(entry)
+            elif current_platform_fp is not None and fpmod.platform_differences(
+                    entry.fingerprint, current_platform_fp):
+                out.append(entry)
+        return out
+
+    def orphans(self):
+        # type: () -> List[str]
+        """Temp files left by a killed build and engines without metadata."""
+        if not os.path.isdir(self.engine_dir):
+            return []
+        names = os.listdir(self.engine_dir)
+        out = [n for n in names if n.startswith(TMP_PREFIX)]
+        out += [n for n in names if n.endswith(".engine") and not n.startswith(TMP_PREFIX)
+                and n[:-len(".engine")] + ".json" not in names]
+        return [os.path.join(self.engine_dir, n) for n in sorted(out)]

@@ -1,0 +1,75 @@
+"""Device memory, page-locked host memory and a stream, behind a small interface (pycuda).
+
+pycuda is imported lazily; the allocator keeps the device's primary context and pushes it
+around each use, so any thread may call it (pycuda.autoinit would bind the importing thread).
+Not run on real hardware here: exercised only against tests/fakes/pycuda.
+"""
+import contextlib
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+
+from edge.errors import BackendError
+
+
+def import_pycuda():
+    # type: () -> object
+    try:
+        import pycuda.driver as cuda  # noqa: lazy, Jetson only
+    except ImportError as exc:
+        raise BackendError("pycuda cannot be imported ({}): install it on the Jetson with "
+                           "`pip install pycuda` (needs nvcc on PATH), or use backend = onnxruntime"
+                           .format(exc))
+    return cuda
+
+
+class PycudaAllocator(object):
+    def __init__(self, device=0, cuda=None):
+        # type: (int, Optional[object]) -> None
+        self.cuda = cuda if cuda is not None else import_pycuda()
+        try:
+            self.cuda.init()
+            self.device = self.cuda.Device(device)
+            self._context = self.device.retain_primary_context()
+        except Exception as exc:  # pycuda.driver.Error and friends: no driver, no device
+            raise BackendError("CUDA device {} is not usable ({}): check the NVIDIA driver (tegrastats / "
+                               "nvidia-smi), or use backend = onnxruntime".format(device, exc))
+
+    @contextlib.contextmanager
+    def active(self):
+        # type: () -> Iterator[None]
+        self._context.push()
+        try:
+            yield
+        finally:
+            self._context.pop()
+
+    def device_empty(self, nbytes):
+        # type: (int) -> object
+        """A device allocation; int(it) is the device pointer TensorRT wants."""
+        return self.cuda.mem_alloc(max(1, int(nbytes)))
+
+    def host_empty(self, shape, dtype):
+        # type: (Tuple[int, ...], object) -> np.ndarray
+        return self.cuda.pagelocked_empty(tuple(int(d) for d in shape), dtype)
+
+    def stream(self):
+        # type: () -> object
+        return self.cuda.Stream()
+
+    def htod(self, device, host, stream):
+        # type: (object, np.ndarray, object) -> None
+        self.cuda.memcpy_htod_async(device, host, stream)
+
+    def dtoh(self, host, device, stream):
+        # type: (np.ndarray, object, object) -> None
+        self.cuda.memcpy_dtoh_async(host, device, stream)
+
+    def gpu_name(self):
+        # type: () -> str
+        return str(self.device.name())
+
+    def compute_capability(self):
+        # type: () -> str
+        major, minor = self.device.compute_capability()
+        return "{}.{}".format(major, minor)

@@ -1,0 +1,368 @@
+"""Decisions: which precision, is there a matching engine, build, verify, fall back, keep or retire.
+
+The daemon and `faceedge build-engines` both come here; TensorRT and pycuda are passed in
+(or imported lazily), so everything but the TensorRT calls runs on any machine.
+"""
+import logging
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+import edge
+from edge.errors import BackendError, ConfigError
+from engine_builder import verify as verifymod
+from engine_builder.builder import BuildSettings, api_features, build_serialized
+from engine_builder.cache import EngineCache, EngineEntry, default_engine_dir
+from engine_builder.fingerprint import EngineFingerprint
+from engine_builder.platform import PlatformInfo, environment_summary
+from engine_builder.progress import BuildProgress
+from engine_builder.shapes import infer_role, onnx_input, plan_profile
+
+log = logging.getLogger(__name__)
+
+PRECISION_CHOICES = ("auto", "int8", "fp16", "fp32")
+FALLBACK = {"int8": ["int8", "fp16", "fp32"], "fp16": ["fp16", "fp32"], "fp32": ["fp32"]}
+
+EngineRequest = NamedTuple("EngineRequest", [
+    ("role", str),           # "detector" | "recognizer"
+    ("family", str),         # retinaface, scrfd, yunet, sface, arcface
+    ("onnx_path", str),
+])
+
+EngineOptions = NamedTuple("EngineOptions", [
+    ("engine_dir", str),
+    ("precision", str),
+    ("calibration_dir", str),
+    ("build_on_start", bool),
+    ("force", bool),
+    ("opt_batch", int),
+    ("max_batch", int),
+    ("detector_size", Tuple[int, int]),     # (H, W) for detectors with a dynamic input
+    ("detector_size_range", Any),           # None, or ((H, W) min, opt, max): a dynamic-size profile
+    ("detector_fixed", bool),               # profile exactly detector_size (else 32x32 up to it)
+    ("workspace_mb", int),
+    ("dla_core", int),
+    ("calibration_batch", int),
+    ("bounds", verifymod.VerifyBounds),
+    ("progress", bool),
+])
+
+
+def engine_options(engine_dir=None, precision="auto", calibration_dir="", build_on_start=True, force=False,
+                   opt_batch=8, max_batch=32, detector_size=(640, 640), workspace_mb=512, dla_core=-1,
+                   calibration_batch=8, bounds=None, progress=True, detector_size_range=None, detector_fixed=False):
+    # type: (Optional[str], str, str, bool, bool, int, int, Any, int, int, int, Optional[verifymod.VerifyBounds], bool, Any, bool) -> EngineOptions
+    """Plain parameters for the config layer; defaults as documented in the README."""
+    if precision not in PRECISION_CHOICES:
+        raise ConfigError("precision must be one of {}, not {!r}".format(", ".join(PRECISION_CHOICES), precision))
+    if isinstance(detector_size, int):
+        detector_size = (detector_size, detector_size)
+    return EngineOptions(engine_dir or default_engine_dir(), precision, calibration_dir or "", bool(build_on_start),
+                         bool(force), int(opt_batch), int(max_batch), tuple(int(v) for v in detector_size),
+                         tuple(tuple(int(v) for v in s) for s in detector_size_range) if detector_size_range else None,
+                         bool(detector_fixed),
+                         int(workspace_mb), int(dla_core), int(calibration_batch),
+                         bounds or verifymod.DEFAULT_BOUNDS, bool(progress))
+
+
+class RunTimeModels(object):
+    """How run-time code preprocesses and decodes, per family (the same code, not a copy).
+
+    Imported lazily from edge.detectors / edge.recognizers; tests may pass their own."""
+
+    def recognizer_preprocess(self, family, backend):
+        # type: (str, Any) -> Callable[[List[np.ndarray]], np.ndarray]
+        from edge.recognizers import create_recognizer
+        return create_recognizer(family, backend).preprocess
+
+    def detector(self, family, backend, size):
+        # type: (str, Any, Tuple[int, int]) -> Any
+        """A detector whose letterbox fills exactly `size` (the profile's opt shape)."""
+        from edge.detectors import create_detector
+        return create_detector(family, backend, det_size=max(size), fixed_input=True)
+
+
+def synthetic_images(count, shape, seed=0):
+    # type: (int, Tuple[int, int], int) -> List[np.ndarray]
+    """Smooth random BGR images: used for verification only when no real samples exist (said so)."""
+    import cv2
+    rng = np.random.RandomState(seed)
+    out = []
+    for _ in range(count):
+        small = rng.randint(0, 256, size=(8, 8, 3)).astype(np.uint8)
+        out.append(cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC))
+    return out
+
+
+class EngineManager(object):
+    def __init__(self, options, trt=None, allocator=None, platform_info=None, models=None, stream=None):
+        # type: (EngineOptions, Any, Any, Optional[PlatformInfo], Optional[RunTimeModels], Any) -> None
+        self.options = options
+        self.cache = EngineCache(options.engine_dir)
+        self.trt = trt
+        self.allocator = allocator
+        self.models = models or RunTimeModels()
+        self.stream = stream or sys.stderr
+        self._platform = platform_info
+        self._calibration = None   # type: Any
+        self._inputs = {}          # type: Dict[str, Any]
+
+    # -- environment --
+    def _tensorrt(self):
+        # type: () -> Any
+        if self.trt is None:
+            from engine_builder.builder import import_tensorrt
+            self.trt = import_tensorrt()
+        return self.trt
+
+    def _allocator(self):
+        # type: () -> Any
+        if self.allocator is None:
+            from engine_builder.cuda import PycudaAllocator
+            self.allocator = PycudaAllocator()
+        return self.allocator
+
+    def platform(self):
+        # type: () -> PlatformInfo
+        if self._platform is None:
+            from engine_builder import platform as platmod
+            from engine_builder.builder import dla_cores
+            trt = self._tensorrt()
+            alloc = self._allocator()
+            with alloc.active():
+                self._platform = platmod.detect(trt, alloc.cuda, dla_cores=dla_cores(trt))
+        return self._platform
+
+    def calibration_set(self):
+        # type: () -> Any
+        if self._calibration is None and self.options.calibration_dir:
+            from calibration import dataset
+            self._calibration = dataset.load(self.options.calibration_dir)
+        return self._calibration
+
+    # -- decisions --
+    def precision_chain(self, role, family=None):
+        # type: (str, Optional[str]) -> List[str]
+        """Precisions to try, best first; family "" = unknown (no preprocessing, so no INT8)."""
+        info = self.platform()
+        if family == "" and self.options.precision == "int8":
+            raise ConfigError("INT8 calibration needs the model family (its preprocessing): pass family=")
+        wanted = self.options.precision
+        if wanted == "int8" and not info.fast_int8:
+            raise ConfigError("GPU {} (sm_{}) has no fast INT8: build with --precision fp16".format(
+                info.gpu_name or "?", info.compute_capability.replace(".", "")))
+        if wanted == "auto":
+            wanted = "int8" if family != "" and info.fast_int8 and self._has_calibration(role) else "fp16"
+        return list(FALLBACK[wanted])
+
+    def _has_calibration(self, role):
+        # type: (str) -> bool
+        cset = self.calibration_set()
+        if cset is None:
+            return False
+        from calibration import dataset
+        try:
+            dataset.require(cset, role)
+        except dataset.CalibrationError as exc:
+            log.warning("%s; using FP16 for the %s", exc, role)
+            return False
+        return True
+
+    def fingerprint(self, request, precision):
+        # type: (EngineRequest, str) -> EngineFingerprint
+        from edge.models.manifest import model_fingerprint
+        info = self.platform()
+        if request.onnx_path not in self._inputs:
+            self._inputs[request.onnx_path] = onnx_input(request.onnx_path)
+        inp = self._inputs[request.onnx_path]
+        opts = self.options
+        profile = plan_profile(request.role, inp, opts.opt_batch, opts.max_batch, opts.detector_size,
+                               opts.detector_size_range, opts.detector_fixed)
+        cset = self.calibration_set() if precision == "int8" else None
+        return EngineFingerprint(
+            role=request.role, model_sha256=model_fingerprint(request.onnx_path), precision=precision,
+            input_name=inp.name, profile=profile, calibration_sha256=cset.sha256 if cset is not None else "",
+            tensorrt=info.tensorrt, cuda=info.cuda, l4t=info.l4t, gpu_name=info.gpu_name,
+            compute_capability=info.compute_capability, dla_core=opts.dla_core,
+            builder={"workspace_mb": opts.workspace_mb,
+                     "calibration_batch": opts.calibration_batch if precision == "int8" else 0})
+
+    def find(self, request):
+        # type: (EngineRequest) -> Optional[EngineEntry]
+        """The best verified engine for this device along the precision chain.
+
+        Without a calibration set named (the daemon's usual case), an INT8 engine built
+        earlier by `faceedge build-engines --calibration DIR` is used whatever set made it."""
+        chain = self.precision_chain(request.role, request.family)
+        if self.options.precision == "auto" and self.platform().fast_int8 and "int8" not in chain \
+                and not self.options.calibration_dir:
+            chain = ["int8"] + chain
+        for precision in chain:
+            ignore = ("calibration_sha256",) if precision == "int8" and not self.options.calibration_dir else ()
+            entry = self.cache.find(self.fingerprint(request, precision), ignore)
+            if entry is not None:
+                return entry
+        return None
+
+    def ensure(self, request):
+        # type: (EngineRequest) -> EngineEntry
+        if not self.options.force:
+            entry = self.find(request)
+            if entry is not None:
+                return entry
+        if not self.options.build_on_start and not self.options.force:
+            raise BackendError(
+                "no TensorRT engine for {} matches this device ({}): run `faceedge build-engines` "
+                "(or set build_on_start = true)".format(os.path.basename(request.onnx_path),
+                                                        environment_summary(self.platform())))
+        return self.build(request)
+
+    def open_backend(self, request):
+        # type: (EngineRequest) -> Any
+        """A TensorRTBackend; an engine that no longer deserialises is marked and rebuilt once."""
+        from edge.backends.tensorrt_backend import EngineIncompatibleError, TensorRTBackend
+        entry = self.ensure(request)
+        try:
+            return TensorRTBackend(entry.engine_path, entry.fingerprint.precision, self._tensorrt(), self._allocator())
+        except EngineIncompatibleError as exc:
+            log.warning("%s", exc)
+            self.cache.set_status(entry, "incompatible", reason="deserialize_cuda_engine returned None")
+            if not self.options.build_on_start:
+                raise
+            entry = self.build(request)
+            return TensorRTBackend(entry.engine_path, entry.fingerprint.precision, self._tensorrt(), self._allocator())
+
+    # -- building --
+    def build(self, request):
+        # type: (EngineRequest) -> EngineEntry
+        """Build along the precision chain until an engine verifies; older engines stay until then."""
+        chain = self.precision_chain(request.role, request.family)
+        reasons = []
+        for i, precision in enumerate(chain):
+            entry, ok, reason = self._build_one(request, precision)
+            if ok:
+                retired = self.cache.retire_superseded(entry)
+                for old in retired:
+                    log.info("removed superseded engine %s", os.path.basename(old.engine_path))
+                return entry
+            reasons.append("{}: {}".format(precision, reason))
+            if i + 1 < len(chain):
+                self._say("{} {} engine refused ({}): falling back to {}".format(
+                    request.role, precision.upper(), reason, chain[i + 1].upper()))
+        raise BackendError("no engine for {} passed verification ({}): check the model or raise the bounds; "
+                           "backend = onnxruntime still works".format(os.path.basename(request.onnx_path),
+                                                                      "; ".join(reasons)))
+
+    def _say(self, text):
+        # type: (str) -> None
+        log.warning("%s", text)
+
+    def _build_one(self, request, precision):
+        # type: (EngineRequest, str) -> Tuple[EngineEntry, bool, str]
+        trt, alloc = self._tensorrt(), self._allocator()
+        fp = self.fingerprint(request, precision)
+        stem = os.path.splitext(os.path.basename(request.onnx_path))[0]
+        calibrator, calib_shape = None, None
+        if precision == "int8":
+            calibrator, calib_shape = self._calibrator(request, fp)
+        settings = BuildSettings(
+            precision=precision, input_name=fp.input_name, profile=fp.profile,
+            workspace_mb=self.options.workspace_mb, dla_core=self.options.dla_core,
+            timing_cache_path=self.cache.timing_cache_path(fp.gpu_name, fp.tensorrt),
+            calibrator=calibrator, calibration_shape=calib_shape)
+        if not os.path.isdir(self.options.engine_dir):
+            os.makedirs(self.options.engine_dir)
+        label = "{} {} ({})".format(stem, precision.upper(), request.role)
+        started = time.time()
+        with BuildProgress(label, stream=self.stream, enabled=self.options.progress) as progress:
+            with alloc.active():
+                data = build_serialized(trt, request.onnx_path, settings, progress=progress)
+        build_info = {
+            "faceedge": edge.__version__,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "build_seconds": round(time.time() - started, 1),
+            "onnx_path": os.path.abspath(request.onnx_path),
+            "family": request.family,
+            "board": self.platform().board,
+            "jetpack": self.platform().jetpack,
+            "api": api_features(trt),
+            "calibration_batches": int(getattr(calibrator, "batches_used", 0)),
+            "calibration_dir": self.options.calibration_dir if precision == "int8" else "",
+        }
+        entry = self.cache.store(fp, stem, data, build_info)
+        figures = self.verify(request, entry)
+        ok, reason = verifymod.judge(request.role, precision, figures, self.options.bounds)
+        figures["result"] = reason
+        entry = self.cache.set_status(entry, "verified" if ok else "rejected", figures, reason)
+        if ok:
+            log.info("%s: verified (%s)", label, reason)
+        else:
+            self._say("{}: REFUSED ({})".format(label, reason))
+            self.cache.remove(entry)
+        return entry, ok, reason
+
+    def _calibrator(self, request, fp):
+        # type: (EngineRequest, EngineFingerprint) -> Tuple[Any, Tuple[int, ...]]
+        from calibration import dataset
+        from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+        from engine_builder.calibrator import make_entropy_calibrator
+        cset = self.calibration_set()
+        paths = dataset.require(cset, request.role)
+        batch = self.options.calibration_batch if request.role == "recognizer" else 1
+        shape = (batch,) + tuple(fp.profile[1][1:])
+        # Preprocessing only: the reference backend is never run here.
+        ref = OnnxRuntimeBackend(request.onnx_path, threads=1)
+        if request.role == "recognizer":
+            batches = dataset.recognizer_batches(paths, self.models.recognizer_preprocess(request.family, ref), batch)
+        else:
+            det = self.models.detector(request.family, ref, fp.profile[1][2:])
+            batches = dataset.detector_batches(paths, det.preprocess, batch)
+        table = self.cache.calibration_table_path(fp.model_sha256, fp.calibration_sha256, shape)
+        return make_entropy_calibrator(self._tensorrt(), self._allocator(), batches, shape, table), shape
+
+    def verify(self, request, entry):
+        # type: (EngineRequest, EngineEntry) -> Dict[str, Any]
+        """Engine vs ONNX Runtime on held-out samples (synthetic ones only when none exist; recorded)."""
+        from calibration import dataset
+        from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+        from edge.backends.tensorrt_backend import TensorRTBackend
+        ref = OnnxRuntimeBackend(request.onnx_path)
+        engine = TensorRTBackend(entry.engine_path, entry.fingerprint.precision, self._tensorrt(), self._allocator())
+        try:
+            cset = self.calibration_set()
+            held = dataset.split(cset.files.get(request.role, []))[1] if cset is not None else []
+            source = "held-out calibration samples" if held else "synthetic images (no calibration set)"
+            if not request.family:
+                # No family, no preprocessing: random inputs in 0..255, raw outputs compared.
+                shape = entry.fingerprint.profile[1]
+                tensors = np.random.RandomState(0).uniform(0, 255, (4,) + tuple(shape[1:])).astype(np.float32)
+                figures = verifymod.compare_raw_outputs(ref, engine, tensors)
+                figures["samples_source"] = "random tensors (model family unknown)"
+                return figures
+            if request.role == "recognizer":
+                crops = [dataset.read_image(p) for p in held] or synthetic_images(16, (112, 112))
+                tensors = self.models.recognizer_preprocess(request.family, ref)(crops)
+                figures = verifymod.compare_recognizer(ref, engine, tensors, batch_size=min(8, engine.max_batch))
+            else:
+                size = entry.fingerprint.profile[1][2:]
+                if held:
+                    images = [dataset.read_image(p) for p in held]
+                    figures = verifymod.compare_detector(self.models.detector(request.family, ref, size),
+                                                         self.models.detector(request.family, engine, size), images)
+                else:
+                    # No faces in synthetic frames: compare raw outputs instead of decoded boxes.
+                    det = self.models.detector(request.family, ref, size)
+                    tensors = np.concatenate([det.preprocess(img)[0] for img in synthetic_images(4, tuple(size))])
+                    figures = verifymod.compare_raw_outputs(ref, engine, tensors)
+            figures["samples_source"] = source
+            return figures
+        finally:
+            engine.close()
+
+
+def request_for(onnx_path, family, role=None):
+    # type: (str, str, Optional[str]) -> EngineRequest
+    return EngineRequest(role or infer_role(onnx_input(onnx_path)), family, onnx_path)

@@ -1,0 +1,404 @@
+"""Fake `tensorrt` modules for API generations 8.2 (JetPack 4.6), 8.5 (JetPack 5), 10.x (JetPack 6/7)
+and 11 (x86 only: no FP16/INT8 flags, no calibrators). Attributes exist only where that
+generation documents them, so `hasattr` branches in the code under test are really exercised.
+"""
+import base64
+import json
+import types
+
+import numpy as np
+
+GENERATIONS = ("8.2", "8.5", "10", "11")
+VERSIONS = {"8.2": "8.2.1.8", "8.5": "8.5.2.2", "10": "10.3.0", "11": "11.0.0"}
+
+
+class _Enum(object):
+    def __init__(self, **members):
+        for k, v in members.items():
+            setattr(self, k, v)
+
+
+def make_tensorrt(generation, cuda, calls):
+    if generation not in GENERATIONS:
+        raise ValueError(generation)
+    version = VERSIONS[generation]
+    has_bindings = generation in ("8.2", "8.5")
+    has_named = generation in ("8.5", "10", "11")
+    has_pool = generation != "8.2"
+    has_workspace_attr = generation in ("8.2", "8.5")          # removed in 10.0
+    has_implicit_batch = generation in ("8.2", "8.5")          # Builder.max_batch_size removed in 10.0
+    has_precision_flags = generation != "11"
+    has_calibrators = generation != "11"
+    has_progress = generation in ("10", "11")                  # IProgressMonitor: 10.0+
+
+    mod = types.ModuleType("tensorrt")
+    mod.__version__ = version
+    mod.int8_error = 0.0      # test knob (not TensorRT API): noise added to INT8 outputs
+    mod.fp16_error = 0.0
+
+    def rec(name, *args):
+        calls.append(name)
+
+    class Logger(object):
+        VERBOSE, INFO, WARNING, ERROR, INTERNAL_ERROR = range(5)
+
+        def __init__(self, severity=1):
+            self.severity = severity
+    mod.Logger = Logger
+
+    DataType = _Enum(FLOAT="DataType.FLOAT", HALF="DataType.HALF", INT8="DataType.INT8", INT32="DataType.INT32")
+    mod.DataType = DataType
+    mod.nptype = lambda t: {DataType.FLOAT: np.float32, DataType.HALF: np.float16,
+                            DataType.INT8: np.int8, DataType.INT32: np.int32}[t]
+    mod.TensorIOMode = _Enum(NONE=0, INPUT=1, OUTPUT=2) if has_named else None
+    if mod.TensorIOMode is None:
+        del mod.TensorIOMode
+    flag_names = dict(GPU_FALLBACK=3, REFIT=4)
+    if has_precision_flags:
+        flag_names.update(FP16=0, INT8=1)
+    mod.BuilderFlag = _Enum(**flag_names)
+    mod.DeviceType = _Enum(GPU=0, DLA=1)
+    if generation != "11":
+        mod.NetworkDefinitionCreationFlag = _Enum(EXPLICIT_BATCH=0)   # deprecated (ignored) in 10.x
+    else:
+        mod.NetworkDefinitionCreationFlag = _Enum(STRONGLY_TYPED=1)
+    if has_pool:
+        mod.MemoryPoolType = _Enum(WORKSPACE=0, DLA_MANAGED_SRAM=1)
+
+    if has_calibrators:
+        class IInt8EntropyCalibrator2(object):
+            def __init__(self):
+                rec("IInt8EntropyCalibrator2.__init__")
+                self._trt_base_initialised = True
+        mod.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
+
+    if has_progress:
+        class IProgressMonitor(object):
+            def __init__(self):
+                self._trt_base_initialised = True
+        mod.IProgressMonitor = IProgressMonitor
+
+    # ---- network and parser ----
+    class Tensor(object):
+        def __init__(self, name, shape):
+            self.name = name
+            self.shape = tuple(shape)
+
+    class Network(object):
+        def __init__(self, flags):
+            self.explicit = bool(flags & 1) or not has_implicit_batch
+            self.inputs, self.outputs, self.onnx = [], [], b""
+
+        @property
+        def num_inputs(self):
+            return len(self.inputs)
+
+        def get_input(self, i):
+            return self.inputs[i]
+
+    class OnnxParser(object):
+        def __init__(self, network, logger):
+            rec("OnnxParser")
+            self.network, self.errors = network, []
+
+        def parse(self, data):
+            rec("parser.parse")
+            if not self.network.explicit:
+                # The ONNX parser only supports explicit-batch networks (TensorRT 7+ docs).
+                self.errors.append("Network must have explicit batch dimension")
+                return False
+            import onnx
+            try:
+                model = onnx.load_from_string(bytes(data))
+            except Exception as exc:
+                self.errors.append(str(exc))
+                return False
+            inits = set(i.name for i in model.graph.initializer)
+            for vi in model.graph.input:
+                if vi.name not in inits:
+                    dims = [d.dim_value if d.dim_value > 0 else -1 for d in vi.type.tensor_type.shape.dim]
+                    self.network.inputs.append(Tensor(vi.name, dims))
+            self.network.outputs = [Tensor(o.name, ()) for o in model.graph.output]
+            self.network.onnx = bytes(data)
+            return True
+
+        @property
+        def num_errors(self):
+            return len(self.errors)
+
+        def get_error(self, i):
+            return self.errors[i]
+    mod.OnnxParser = OnnxParser
+
+    class OptimizationProfile(object):
+        def __init__(self):
+            self.shapes = {}
+
+        def set_shape(self, name, lo, opt, hi):
+            rec("profile.set_shape")
+            self.shapes[name] = [list(lo), list(opt), list(hi)]
+
+    class TimingCache(object):
+        def __init__(self, data):
+            self.data = bytes(data) or b"fake-timing-cache"
+
+        def serialize(self):
+            return self.data + b"+"
+
+    class HostMemory(object):
+        def __init__(self, data):
+            self._data = data
+            self.nbytes = len(data)
+
+        def __bytes__(self):
+            return self._data
+
+    class BuilderConfig(object):
+        def __init__(self):
+            self.flags, self.profiles = set(), []
+            self.int8_calibrator = None
+            self.calibration_profile = None
+            self.default_device_type = mod.DeviceType.GPU
+            self.DLA_core = -1
+            self.timing_cache = None
+            if has_progress:
+                self.progress_monitor = None
+
+        def set_flag(self, flag):
+            rec("config.set_flag")
+            self.flags.add(flag)
+
+        def add_optimization_profile(self, profile):
+            rec("config.add_optimization_profile")
+            self.profiles.append(profile)
+            return len(self.profiles) - 1
+
+        def set_calibration_profile(self, profile):   # IBuilderConfig::setCalibrationProfile (7.0+)
+            rec("config.set_calibration_profile")
+            self.calibration_profile = profile
+            return True
+
+        def create_timing_cache(self, data):
+            rec("config.create_timing_cache")
+            return TimingCache(data)
+
+        def set_timing_cache(self, cache, ignore_mismatch):
+            rec("config.set_timing_cache")
+            self.timing_cache = cache
+            return True
+
+        def get_timing_cache(self):
+            return self.timing_cache
+
+    if has_pool:
+        def set_memory_pool_limit(self, pool, size):
+            rec("config.set_memory_pool_limit")
+            self.pool_limit = size
+        BuilderConfig.set_memory_pool_limit = set_memory_pool_limit
+    if has_workspace_attr:
+        _ws = property(lambda self: self.__dict__.get("_ws", 0),
+                       lambda self, v: (rec("config.max_workspace_size="), self.__dict__.__setitem__("_ws", v)))
+        BuilderConfig.max_workspace_size = _ws
+
+    class Builder(object):
+        def __init__(self, logger):
+            rec("Builder")
+            cc = cuda._compute_capability
+            self.num_DLA_cores = 2 if cc in ((7, 2), (8, 7)) else 0
+            if has_implicit_batch:
+                self.max_batch_size = 1
+            self.platform_has_fast_int8 = cc in ((6, 1), (7, 2), (8, 7))
+
+        def create_network(self, flags=0):
+            calls.append("builder.create_network(flags={})".format(flags))
+            return Network(flags)
+
+        def create_builder_config(self):
+            rec("builder.create_builder_config")
+            return BuilderConfig()
+
+        def create_optimization_profile(self):
+            rec("builder.create_optimization_profile")
+            return OptimizationProfile()
+
+        def build_serialized_network(self, network, config):
+            rec("builder.build_serialized_network")
+            precision = "fp32"
+            if has_precision_flags and mod.BuilderFlag.FP16 in config.flags:
+                precision = "fp16"
+            if has_precision_flags and mod.BuilderFlag.INT8 in config.flags:
+                precision = "int8"
+                cal = config.int8_calibrator
+                if cal is None or not getattr(cal, "_trt_base_initialised", False):
+                    raise RuntimeError("calibrator without base __init__ (segfault in real TensorRT)")
+                table = cal.read_calibration_cache()
+                rec("calibrator.read_calibration_cache")
+                if not table:
+                    rec("calibrator.get_batch_size")
+                    cal.get_batch_size()
+                    name = network.inputs[0].name
+                    n = 0
+                    while True:
+                        ptrs = cal.get_batch([name])
+                        if ptrs is None:
+                            break
+                        n += 1
+                    if n == 0:
+                        return None          # TensorRT fails the build when calibration has no data
+                    rec("calibrator.write_calibration_cache")
+                    cal.write_calibration_cache(HostMemory(b"fake-calibration-table:%d" % n))
+            monitor = getattr(config, "progress_monitor", None)
+            if monitor is not None:
+                monitor.phase_start("Building engine", None, 2)
+                for step in range(2):
+                    if not monitor.step_complete("Building engine", step):
+                        monitor.phase_finish("Building engine")
+                        return None
+                monitor.phase_finish("Building engine")
+            if not config.profiles:
+                return None
+            plan = {"version": version, "precision": precision,
+                    "inputs": [[t.name, list(t.shape)] for t in network.inputs],
+                    "outputs": [t.name for t in network.outputs],
+                    "profile": config.profiles[0].shapes,
+                    "onnx": base64.b64encode(network.onnx).decode("ascii")}
+            return HostMemory(b"FAKEPLAN" + json.dumps(plan).encode("utf-8"))
+    mod.Builder = Builder
+
+    # ---- runtime ----
+    class Engine(object):
+        def __init__(self, plan):
+            self.plan = plan
+            self.in_name = plan["inputs"][0][0]
+            self.names = [self.in_name] + plan["outputs"]
+            self.profile = plan["profile"][self.in_name]
+            import onnxruntime as ort
+            self.session = ort.InferenceSession(base64.b64decode(plan["onnx"]),
+                                                providers=["CPUExecutionProvider"])
+            self._shape_cache = {}
+
+        def output_shapes(self, in_shape):
+            key = tuple(in_shape)
+            if key not in self._shape_cache:
+                outs = self.session.run(self.plan["outputs"], {self.in_name: np.zeros(key, np.float32)})
+                self._shape_cache[key] = dict(zip(self.plan["outputs"], [o.shape for o in outs]))
+            return self._shape_cache[key]
+
+        def create_execution_context(self):
+            rec("engine.create_execution_context")
+            return Context(self)
+
+    if has_bindings:
+        Engine.num_bindings = property(lambda self: len(self.names))
+        Engine.get_binding_name = lambda self, i: self.names[i]
+        Engine.binding_is_input = lambda self, i: i == 0
+        Engine.get_binding_dtype = lambda self, i: DataType.FLOAT
+
+        def get_profile_shape(self, profile_index, binding):
+            rec("engine.get_profile_shape")
+            return [tuple(s) for s in self.profile]
+        Engine.get_profile_shape = get_profile_shape
+    if has_named:
+        Engine.num_io_tensors = property(lambda self: len(self.names))
+        Engine.get_tensor_name = lambda self, i: self.names[i]
+        Engine.get_tensor_mode = lambda self, n: mod.TensorIOMode.INPUT if n == self.in_name \
+            else mod.TensorIOMode.OUTPUT
+        Engine.get_tensor_dtype = lambda self, n: DataType.FLOAT
+
+        def get_tensor_profile_shape(self, name, profile_index):
+            rec("engine.get_tensor_profile_shape")
+            return [tuple(s) for s in self.profile]
+        Engine.get_tensor_profile_shape = get_tensor_profile_shape
+
+    class Context(object):
+        def __init__(self, engine):
+            self.engine = engine
+            self.in_shape = None
+            self.addresses = {}
+
+        def _valid(self, shape):
+            lo, _, hi = self.engine.profile
+            return len(shape) == len(hi) and all(a <= s <= b for s, a, b in zip(shape, lo, hi))
+
+        def _execute(self, addr):
+            mem = cuda._memory
+            shape = self.in_shape
+            n = int(np.prod(shape)) * 4
+            x = np.frombuffer(bytes(mem[addr[self.engine.in_name]][:n]), np.float32).reshape(shape)
+            outs = self.engine.session.run(self.engine.plan["outputs"], {self.engine.in_name: x})
+            prec = self.engine.plan["precision"]
+            rng = np.random.RandomState(0)
+            for name, out in zip(self.engine.plan["outputs"], outs):
+                out = out.astype(np.float32)
+                if prec in ("fp16", "int8"):
+                    out = out.astype(np.float16).astype(np.float32)
+                err = mod.int8_error if prec == "int8" else (mod.fp16_error if prec == "fp16" else 0.0)
+                if err:
+                    out = out + err * np.abs(out).mean() * rng.standard_normal(out.shape).astype(np.float32)
+                data = np.ascontiguousarray(out).tobytes()
+                mem[addr[name]][:len(data)] = data
+            return True
+
+    if has_bindings:
+        def set_binding_shape(self, i, shape):
+            rec("context.set_binding_shape")
+            if i != 0 or not self._valid(shape):
+                return False
+            self.in_shape = tuple(shape)
+            return True
+
+        def get_binding_shape(self, i):
+            if i == 0:
+                return self.in_shape
+            return self.engine.output_shapes(self.in_shape)[self.engine.names[i]]
+
+        def execute_async_v2(self, bindings, stream_handle):
+            rec("context.execute_async_v2")
+            return self._execute(dict(zip(self.engine.names, bindings)))
+        Context.set_binding_shape = set_binding_shape
+        Context.get_binding_shape = get_binding_shape
+        Context.execute_async_v2 = execute_async_v2
+    if has_named:
+        def set_input_shape(self, name, shape):
+            rec("context.set_input_shape")
+            if name != self.engine.in_name or not self._valid(shape):
+                return False
+            self.in_shape = tuple(shape)
+            return True
+
+        def get_tensor_shape(self, name):
+            if name == self.engine.in_name:
+                return self.in_shape
+            return self.engine.output_shapes(self.in_shape)[name]
+
+        def set_tensor_address(self, name, ptr):
+            rec("context.set_tensor_address")
+            self.addresses[name] = int(ptr)
+            return True
+
+        def execute_async_v3(self, stream_handle):
+            rec("context.execute_async_v3")
+            return self._execute(self.addresses)
+        Context.set_input_shape = set_input_shape
+        Context.get_tensor_shape = get_tensor_shape
+        Context.set_tensor_address = set_tensor_address
+        Context.execute_async_v3 = execute_async_v3
+
+    class Runtime(object):
+        def __init__(self, logger):
+            rec("Runtime")
+
+        def deserialize_cuda_engine(self, data):
+            rec("runtime.deserialize_cuda_engine")
+            data = bytes(data)
+            if not data.startswith(b"FAKEPLAN"):
+                return None
+            try:
+                plan = json.loads(data[len(b"FAKEPLAN"):].decode("utf-8"))
+            except ValueError:
+                return None
+            if plan.get("version") != version:
+                return None          # "Version tag does not match": logged, None returned
+            return Engine(plan)
+    mod.Runtime = Runtime
+    return mod
