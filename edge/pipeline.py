@@ -96,16 +96,23 @@ def central_face(faces, width, height):
 
 def open_pipeline(profile="default", model_dir=None, backend="auto", det_size=640, det_confidence=0.5,
                   min_quality=DEFAULT_MIN_QUALITY, min_face_px=0, threads=0, detector=None, recognizer=None,
-                  threshold=None, flip=True, max_faces=0):
-    # type: (Optional[str], Optional[str], str, int, float, float, int, int, Optional[str], Optional[str], Optional[float], bool, int) -> FacePipeline
-    """Resolve the models (a profile, or 'family:path' strings) and load them on a backend."""
+                  threshold=None, flip=False, max_faces=0, engine_options=None):
+    # type: (Optional[str], Optional[str], str, int, float, float, int, int, Optional[str], Optional[str], Optional[float], bool, int, Optional[dict]) -> FacePipeline
+    """Resolve the models (a profile, or 'family:path' strings) and load them on a backend.
+
+    engine_options go to the TensorRT engine manager (engine_dir, precision, calibration_dir,
+    build_on_start, max_batch, ...); ONNX Runtime ignores them."""
     models = resolve_models(profile, model_dir,
                             detector=parse_model_ref(detector) if detector else None,
                             recognizer=parse_model_ref(recognizer) if recognizer else None,
                             threshold=threshold or None)
-    det = create_detector(models.detector_family, create_backend(models.detector_path, backend, threads),
-                          det_size=det_size, confidence=det_confidence, max_faces=max_faces)
-    rec = create_recognizer(models.recognizer_family, create_backend(models.recognizer_path, backend, threads),
-                            flip=flip)
+    trt = dict(engine_options or {})
+    det_backend = create_backend(models.detector_path, backend, threads, family=models.detector_family,
+                                 role="detector", detector_size=(det_size, det_size), **trt)
+    rec_backend = create_backend(models.recognizer_path, backend, threads, family=models.recognizer_family,
+                                 role="recognizer", **trt)
+    det = create_detector(models.detector_family, det_backend, det_size=det_size, confidence=det_confidence,
+                          max_faces=max_faces)
+    rec = create_recognizer(models.recognizer_family, rec_backend, flip=flip)
     return FacePipeline(det, rec, model_fingerprint(models.recognizer_path), models.recognizer_threshold,
                         min_quality=min_quality, min_face_px=min_face_px)

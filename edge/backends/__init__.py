@@ -7,6 +7,14 @@ from edge.errors import BackendError, ConfigError
 KINDS = ("auto", "tensorrt", "onnxruntime")
 
 log = logging.getLogger(__name__)
+_warned = set()
+
+
+def _warn_once(message, *args):
+    text = message % args
+    if text not in _warned:
+        _warned.add(text)
+        log.warning(text)
 
 
 def _tensorrt_modules():
@@ -37,7 +45,7 @@ def create_backend(onnx_path, kind="auto", threads=0, **trt_options):
                 import_tensorrt()
                 import_pycuda()
                 raise
-            log.warning("TensorRT/pycuda not available (%s): using ONNX Runtime on the CPU", exc)
+            _warn_once("TensorRT/pycuda not available (%s): using ONNX Runtime on the CPU", exc)
         else:
             from engine_builder.cuda import PycudaAllocator
             try:
@@ -45,7 +53,7 @@ def create_backend(onnx_path, kind="auto", threads=0, **trt_options):
             except BackendError as exc:
                 if kind == "tensorrt":
                     raise
-                log.warning("%s: using ONNX Runtime on the CPU", exc)
+                _warn_once("%s: using ONNX Runtime on the CPU", exc)
             else:
                 return _tensorrt_backend(onnx_path, trt, allocator, trt_options)
     from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
