@@ -18,8 +18,9 @@ def add_model_options(parser):
                        help="average each embedding with the mirrored face's (slower; no gain for SFace on LFW)")
 
 
-def pipeline_from_args(args, min_quality=None):
+def pipeline_from_args(args, min_quality=None, threads=0):
+    """threads=1 for commands that keep several images in flight (edge.batch_reader)."""
     from edge.pipeline import DEFAULT_MIN_QUALITY, open_pipeline
-    return open_pipeline(args.profile, args.model_dir, args.backend, det_size=args.det_size,
+    return open_pipeline(args.profile, args.model_dir, args.backend, det_size=args.det_size, threads=threads,
                          min_quality=DEFAULT_MIN_QUALITY if min_quality is None else min_quality,
                          detector=args.detector, recognizer=args.recognizer, flip=args.flip)

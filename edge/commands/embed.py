@@ -2,7 +2,7 @@
 import json
 import sys
 
-from edge.batch_reader import read_images
+from edge.batch_reader import map_images
 from edge.commands._options import add_model_options, pipeline_from_args
 
 
@@ -23,12 +23,12 @@ def _round(values, digits):
 
 
 def run(args):
-    pipeline = pipeline_from_args(args, min_quality=0.0)
+    pipeline = pipeline_from_args(args, min_quality=0.0, threads=1)
     failed = 0
-    for item in read_images(args.images):
+    for item, faces in map_images(args.images, pipeline.process):
         record = {"path": item.path, "faces": [], "error": item.error}
-        if item.image is not None:
-            for face in pipeline.process(item.image, item.path):
+        if faces is not None:
+            for face in faces:
                 d = face.detection
                 record["faces"].append({
                     "bbox": _round(d.bbox, 2),

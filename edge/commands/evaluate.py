@@ -2,7 +2,7 @@
 import json
 import sys
 
-from edge.batch_reader import read_images
+from edge.batch_reader import map_images
 from edge.commands._options import add_model_options, pipeline_from_args
 from edge.evaluation import detection, lfw
 from edge.pipeline import central_face
@@ -32,15 +32,16 @@ def register(subparsers):
 
 def run_lfw(args):
     pairs = lfw.read_pairs(args.pairs, args.root)
-    pipeline = pipeline_from_args(args, min_quality=0.0)
+    pipeline = pipeline_from_args(args, min_quality=0.0, threads=1)
     paths = sorted(set(p.left for p in pairs) | set(p.right for p in pairs))
     embeddings = {}
     bar = ProgressBar(len(paths), "embedding")
-    for item in read_images(paths):
-        face = None
-        if item.image is not None:
-            height, width = item.image.shape[:2]
-            face = central_face(pipeline.process(item.image, item.path), width, height)
+
+    def central(image, path):
+        height, width = image.shape[:2]
+        return central_face(pipeline.process(image, path), width, height)
+
+    for item, face in map_images(paths, central):
         embeddings[item.path] = face.embedding if face is not None else None
         bar.update()
     bar.close()
@@ -63,16 +64,16 @@ def run_lfw(args):
 
 def run_detect(args):
     images = detection.read_dlib_xml(args.xml)
-    pipeline = pipeline_from_args(args, min_quality=0.0)
+    pipeline = pipeline_from_args(args, min_quality=0.0, threads=1)
     per_image = []
     bar = ProgressBar(len(images), "detecting")
     by_path = dict((img.path, img) for img in images)
-    for item in read_images([img.path for img in images]):
-        if item.image is None:
+    for item, detections in map_images([img.path for img in images], lambda image, path: pipeline.detector.detect(image)):
+        if detections is None:
             print("faceedge: error: " + (item.error or item.path), file=sys.stderr)
             return 1
         annotated = by_path[item.path]
-        found = [d.bbox for d in pipeline.detector.detect(item.image)]
+        found = [d.bbox for d in detections]
         per_image.append(detection.match_image(annotated.boxes, annotated.ignored, found, args.iou))
         bar.update()
     bar.close()
