@@ -24,3 +24,14 @@ def pipeline_from_args(args, min_quality=None, threads=0):
     return open_pipeline(args.profile, args.model_dir, args.backend, det_size=args.det_size, threads=threads,
                          min_quality=DEFAULT_MIN_QUALITY if min_quality is None else min_quality,
                          detector=args.detector, recognizer=args.recognizer, flip=args.flip)
+
+
+def add_gallery_option(parser):
+    from edge.gallery import default_gallery_path
+    parser.add_argument("--gallery", default=None, metavar="DB",
+                        help="gallery database (default: $FACEEDGE_GALLERY or {})".format(default_gallery_path()))
+
+
+def open_gallery_from_args(args):
+    from edge.gallery import Gallery, default_gallery_path
+    return Gallery(args.gallery or default_gallery_path())

@@ -1,0 +1,63 @@
+"""`faceedge identify IMAGE... --json`: who is in each photo."""
+import json
+import sys
+
+from edge.batch_reader import map_images
+from edge.commands._options import add_gallery_option, add_model_options, open_gallery_from_args, pipeline_from_args
+from edge.matching import Matcher
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "identify", help="recognise the faces in photos against the gallery",
+        description="One JSON object per image and line: {\"path\", \"faces\": [{\"bbox\", \"score\", "
+                    "\"identity\" (name or null), \"similarity\", \"quality\": {\"score\", \"size\", \"blur\", "
+                    "\"yaw\", \"pitch\", \"roll\", \"usable\"}}], \"error\"}. Faces below the quality bar get "
+                    "identity null and similarity 0.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("--json", action="store_true", help="JSON lines (default: a readable line per face)")
+    parser.add_argument("--threshold", type=float, help="cosine threshold (default: the model's)")
+    add_gallery_option(parser)
+    add_model_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _quality(q):
+    return {"score": round(q.score, 3), "size": round(q.size, 1), "blur": round(q.blur, 1),
+            "yaw": round(q.yaw, 1), "pitch": round(q.pitch, 1), "roll": round(q.roll, 1), "usable": q.usable}
+
+
+def run(args):
+    pipeline = pipeline_from_args(args, threads=1)
+    gallery = open_gallery_from_args(args)
+    matcher = Matcher.from_gallery(gallery, pipeline.recognizer_fingerprint,
+                                   args.threshold if args.threshold is not None else pipeline.threshold)
+    gallery.close()
+    failed = 0
+    for item, faces in map_images(args.images, pipeline.process):
+        record = {"path": item.path, "faces": [], "error": item.error}
+        if faces is None:
+            failed += 1
+        else:
+            usable = [f for f in faces if f.embedding is not None]
+            matches = dict(zip([id(f) for f in usable], matcher.match([f.embedding for f in usable]) if usable else []))
+            for face in faces:
+                match = matches.get(id(face))
+                record["faces"].append({
+                    "bbox": [round(float(v), 2) for v in face.detection.bbox],
+                    "score": round(face.detection.score, 4),
+                    "identity": match.identity if match else None,
+                    "similarity": round(match.similarity, 4) if match else 0.0,
+                    "quality": _quality(face.quality),
+                })
+        if args.json:
+            sys.stdout.write(json.dumps(record) + "\n")
+        elif record["error"]:
+            print("{}: error: {}".format(item.path, record["error"]))
+        elif not record["faces"]:
+            print("{}: no face".format(item.path))
+        else:
+            for face in record["faces"]:
+                print("{}: {} ({:.2f}) at {}".format(item.path, face["identity"] or "unknown",
+                                                     face["similarity"], [int(v) for v in face["bbox"]]))
+    return 1 if failed else 0
