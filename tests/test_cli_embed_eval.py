@@ -102,3 +102,17 @@ def test_eval_lfw_missing_pairs_file_is_one_line_error(model_dir, tmp_path):
     code, _, err = faceedge("eval", "lfw", "--root", str(tmp_path), "--pairs", str(tmp_path / "nope.txt"),
                             "--model-dir", model_dir)
     assert code == 1 and "cannot read pairs file" in err
+
+
+def test_bench_reports_every_stage(model_dir, facedata):
+    code, out, err = faceedge("bench", "--json", "--repeat", "3", "--batch", "2", "--model-dir", model_dir,
+                              "--image", os.path.join(facedata, "scenes", "two_people.jpg"))
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["backend"] == "onnxruntime" and report["embedding_dim"] == 128
+    assert report["faces_in_frame"] == 2
+    for stage in ("detect_640x480", "detect_250x250", "align", "embed_batch1", "embed_batch2",
+                  "pipeline_640x480", "search_1k", "search_100k"):
+        assert report["stages"][stage]["median_ms"] > 0
+        assert report["stages"][stage]["p95_ms"] >= report["stages"][stage]["median_ms"]
+    assert report["machine"]["cores"] >= 1 and "onnxruntime" in report["versions"]
