@@ -1,0 +1,519 @@
+"""install.sh: shellcheck, the --dry-run plan on fake Jetson roots (JetPack 4.6 Nano, 5.1
+Xavier, 6.x Orin, a broken Nano) and a plain x86 box, and a real off-Jetson install into a
+temporary prefix, the daemon running from the installed files against a test broker, a
+repeat install that changes nothing, and --uninstall leaving only the gallery.
+
+The fake roots are text files in tests/fixtures/jetson/ read through FACEEDGE_FAKE_ROOT
+(documented at the top of install.sh); no Jetson and no systemd as PID 1 are needed.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INSTALL = os.path.join(REPO, "install.sh")
+FIXTURES = os.path.join(REPO, "tests", "fixtures", "jetson")
+
+
+def run_install(args, env_extra=None, timeout=120):
+    env = dict(os.environ)
+    for key in list(env):
+        if key.startswith("FACEEDGE_") and key not in ("FACEEDGE_TEST_MODELS", "FACEEDGE_DATA"):
+            del env[key]
+    env.update(env_extra or {})
+    proc = subprocess.Popen(["bash", INSTALL] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, env=env, cwd=REPO)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def plan(root, *args):
+    code, out, err = run_install(["--dry-run"] + list(args), {"FACEEDGE_FAKE_ROOT": os.path.join(FIXTURES, root)})
+    assert code == 0, out + err
+    keys = {}
+    for line in out.splitlines():
+        if line.startswith(("pip:", "apt:", "pip_bootstrap:")):
+            key, _, value = line.partition(":")
+            keys.setdefault(key, value.strip())
+        elif "=" in line and not line.startswith(" "):
+            key, _, value = line.partition("=")
+            keys.setdefault(key, value)
+    return keys, out, err
+
+
+# ------------------------------------------------------------------ static checks
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed (apt-get install shellcheck)")
+def test_shellcheck():
+    proc = subprocess.Popen(["shellcheck", "-x", INSTALL], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0 and not out.strip(), out
+
+
+def test_strict_mode_and_documented_overrides():
+    with open(INSTALL) as f:
+        text = f.read()
+    assert "set -Eeuo pipefail" in text
+    header = text.split("set -Eeuo pipefail")[0]
+    for name in ("FACEEDGE_FAKE_ROOT", "FACEEDGE_ETC_DIR", "FACEEDGE_STATE_DIR", "FACEEDGE_UNIT_DIR",
+                 "FACEEDGE_UNPRIVILEGED", "FACEEDGE_PYTHON"):
+        assert name in header, name
+    for option in ("--prefix", "--config", "--broker", "--with-mosquitto", "--with-jtop", "--no-start",
+                   "--dry-run", "--uninstall", "--purge", "--models-from"):
+        assert option in header, option
+
+
+def test_help_and_bad_option():
+    code, out, _ = run_install(["--help"])
+    assert code == 0 and "--uninstall" in out and "FACEEDGE_FAKE_ROOT" in out
+    code, _, err = run_install(["--bogus"])
+    assert code == 2 and "unknown option --bogus" in err
+
+
+# ------------------------------------------------------------------ the plan on fake roots
+
+MATRIX = {
+    "nano-jp46": dict(platform="jetson", l4t="32.7.4", jetpack="4.6", python="3.6", tensorrt="8.2",
+                      cuda="10.2", precision="fp16", pins=["numpy==1.19.4", "paho-mqtt==1.6.1", "pycuda==2022.1",
+                                                          "onnxruntime==1.10.0"],
+                      bootstrap="pip>=19.3,<22"),
+    "xavier-jp51": dict(platform="jetson", l4t="35.4.1", jetpack="5.1", python="3.8", tensorrt="8.5",
+                        cuda="11.4", precision="int8", pins=["numpy<1.25", "paho-mqtt>=2,<3", "pycuda>=2024.1",
+                                                             "onnxruntime<=1.19.2"]),
+    "orin-jp62": dict(platform="jetson", l4t="36.4.3", jetpack="6.x", python="3.10", tensorrt="10.3",
+                      cuda="12.6", precision="int8", pins=["numpy<2", "paho-mqtt>=2,<3", "onnxruntime<=1.23.2"]),
+}
+
+
+@pytest.mark.parametrize("root", sorted(MATRIX))
+def test_plan_jetson(root):
+    want = MATRIX[root]
+    keys, out, _ = plan(root)
+    for key in ("platform", "l4t", "jetpack", "python", "tensorrt", "cuda", "precision"):
+        assert keys[key] == want[key], (key, keys[key], out)
+    pins = keys["pip"].split()
+    for pin in want["pins"]:
+        assert pin in pins, (pin, pins)
+    assert "bootstrap" not in want or want["bootstrap"] in keys["pip_bootstrap"].split()
+    # JetPack's OpenCV (GStreamer) only: no pip OpenCV anywhere in the plan.
+    assert keys["opencv"] == "system"
+    assert keys["package"] == "faceedge"
+    assert "opencv" not in keys["pip"].lower() and "opencv" not in keys["apt"].lower()
+    assert "pip install opencv" not in out.replace("never pip install opencv", "")
+    assert keys["venv_args"] == "--system-site-packages"
+    assert keys["backend"] == "tensorrt"
+    assert keys["system_python"] == "/usr/bin/python3"
+    assert keys["problems"] == "0", out
+    assert "Jetson" in keys["jetson_model"]
+    # The human part says what it detected and what it will do.
+    assert "will:" in out and "build pycuda with CUDA_ROOT=/usr/local/cuda" in out
+
+
+def test_plan_orin_nano_is_not_a_nano():
+    keys, _, _ = plan("orin-jp62")
+    assert "Nano" in keys["jetson_model"] and keys["precision"] == "int8"
+
+
+def test_plan_xavier_from_dpkg_only():
+    assert not os.path.exists(os.path.join(FIXTURES, "xavier-jp51", "etc", "nv_tegra_release"))
+    keys, _, _ = plan("xavier-jp51")
+    assert keys["l4t"] == "35.4.1"
+
+
+def test_plan_x86():
+    keys, out, _ = plan("x86-debian12")
+    assert keys["platform"] == "linux"
+    assert keys["arch"] == "x86_64"
+    assert keys["python"] == "3.11"
+    assert keys["precision"] == "none"
+    assert keys["backend"] == "onnxruntime"
+    assert keys["opencv"] == "pip"
+    assert keys["package"] == "faceedge[opencv]"
+    assert "jetpack" not in keys and "tensorrt" not in keys
+    assert keys["venv_args"] == ""
+    assert "pycuda" not in out
+
+
+def test_plan_broken_nano_says_what_to_install(tmp_path):
+    keys, out, _ = plan("nano-broken")
+    assert keys["problems"] == "3"
+    assert "apt-get install python3-libnvinfer" in out
+    assert "pip3 uninstall opencv-python" in out and "GStreamer" in out
+    assert "cuda-toolkit-10-2" in out
+    assert "python3-dev" in keys["apt"].split()
+    # A real run stops at the prerequisite check, before changing anything.
+    env = {"FACEEDGE_FAKE_ROOT": os.path.join(FIXTURES, "nano-broken"), "FACEEDGE_UNPRIVILEGED": "1",
+           "FACEEDGE_ETC_DIR": str(tmp_path / "etc"), "FACEEDGE_STATE_DIR": str(tmp_path / "state"),
+           "FACEEDGE_UNIT_DIR": str(tmp_path / "units")}
+    code, out, err = run_install(["--prefix", str(tmp_path / "opt")], env)
+    assert code != 0
+    assert 'error in step "check prerequisites"' in err and "python3-libnvinfer" in err
+    assert sorted(os.listdir(str(tmp_path))) == []
+
+
+def test_plan_options():
+    keys, out, _ = plan("nano-jp46", "--broker", "mqtt.lan:8883", "--with-jtop", "--no-start")
+    assert keys["broker"] == "mqtt.lan:8883"
+    assert keys["jtop"] == "jetson-stats==4.3.2"
+    assert "groups video,jtop" in out and "not start the service" in out
+    keys, _, _ = plan("orin-jp62", "--with-mosquitto", "--prefix", "/srv/fe")
+    assert keys["broker"] == "localhost:1883"
+    assert "mosquitto" in keys["apt"].split()
+    assert keys["venv"] == "/srv/fe/venv"
+    keys, _, _ = plan("x86-debian12", "--broker", "10.0.0.2")
+    assert keys["broker"] == "10.0.0.2:1883"
+    keys, _, err = plan("x86-debian12", "--with-jtop")
+    assert keys["jtop"] == "no" and "only applies to a Jetson" in err
+
+
+def test_plan_x86_python36_uses_the_wheels_that_exist(tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(os.path.join(FIXTURES, "x86-debian12"), str(root))
+    (root / "python3-probe").write_text("python=3.6.15\ntensorrt=\ncv2=\n")
+    code, out, err = run_install(["--dry-run"], {"FACEEDGE_FAKE_ROOT": str(root)})
+    assert code == 0, out + err
+    assert "python=3.6" in out.splitlines()
+    assert "pip: numpy==1.19.5 onnxruntime==1.10.0 opencv-python-headless==4.6.0.66 paho-mqtt==1.6.1" in out
+    assert "pip_bootstrap: pip>=19.3,<22" in out
+
+
+def test_uninstall_dry_run():
+    code, out, err = run_install(["--uninstall", "--dry-run"])
+    assert code == 0 and "except /var/lib/faceedge/gallery" in out
+    code, out, err = run_install(["--uninstall", "--purge", "--dry-run"])
+    assert code == 0 and "also the gallery" in out
+    code, out, err = run_install(["--purge"])
+    assert code != 0 and "--purge only goes with --uninstall" in err
+
+
+def test_plan_rejects_bad_broker_port():
+    code, _, err = run_install(["--dry-run", "--broker", "host:abc"],
+                               {"FACEEDGE_FAKE_ROOT": os.path.join(FIXTURES, "x86-debian12")})
+    assert code != 0 and "port must be a number" in err and 'step "detect the platform"' in err
+
+
+def test_unknown_l4t_is_refused(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "nv_tegra_release").write_text("# R28 (release), REVISION: 2.1, GCID: 1\n")
+    (root / "arch").write_text("aarch64\n")
+    code, _, err = run_install(["--dry-run"], {"FACEEDGE_FAKE_ROOT": str(root)})
+    assert code != 0 and "unsupported L4T 28.2.1" in err
+
+
+def test_not_root_without_unprivileged_is_refused(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("running as root")
+    code, _, err = run_install([], {"FACEEDGE_FAKE_ROOT": os.path.join(FIXTURES, "x86-debian12")})
+    assert code != 0 and "run as root" in err
+
+
+def test_failure_names_the_step_and_command(tmp_path):
+    """A failing command stops the install with the step's name and the command that failed."""
+    fake = tmp_path / "python3"
+    fake.write_text('#!/bin/sh\n'
+                    'if [ "$1" = "-s" ]; then echo python=3.11.2; exit 0; fi\n'
+                    'if [ "$1" = "-c" ]; then exit 0; fi\n'
+                    'echo "fake python: cannot make a venv" >&2; exit 3\n')
+    fake.chmod(0o755)
+    env = _install_env(tmp_path)
+    env["FACEEDGE_PYTHON"] = str(fake)
+    code, out, err = run_install(["--prefix", str(tmp_path / "opt"), "--config", _config_source(tmp_path)], env)
+    assert code == 3
+    assert "+ {} -m venv {}".format(fake, tmp_path / "opt" / "venv") in out
+    assert 'step "create the venv {}/opt/venv and install faceedge" failed (exit 3'.format(tmp_path) in err
+    assert "{} -m venv".format(fake) in err.splitlines()[-1]
+
+
+# ------------------------------------------------------------------ a real off-Jetson install
+
+def _daemon_available():
+    """`faceedge run` exists (whichever module registers it) and so does the example config."""
+    if not os.path.isfile(os.path.join(REPO, "examples", "faceedge.toml")):
+        return False
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--help"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc.wait(60) == 0
+
+
+def _broker():
+    try:
+        from tests.broker import Broker
+        return Broker()
+    except ImportError:
+        return _MiniBroker()
+
+
+class _MiniBroker(object):
+    """mosquitto on a free loopback port (used only when tests/broker.py is absent)."""
+
+    def __enter__(self):
+        import tempfile
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not os.path.exists(exe):
+            pytest.skip("mosquitto not installed")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.dir = tempfile.mkdtemp(prefix="faceedge-broker-")
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n".format(self.port))
+        self.proc = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("mosquitto did not start")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# A config for the real run: the example with the sample video as the (first) camera.
+MINIMAL_CONFIG = """\
+[device]
+id = "install-test"
+
+[models]
+profile = "default"
+dir = "/var/lib/faceedge/models"
+
+[gallery]
+path = "/var/lib/faceedge/gallery/gallery.db"
+
+[mqtt]
+host = "localhost"
+port = 1883
+
+[engines]
+dir = "/var/lib/faceedge/engines"
+"""
+
+
+def _config_source(tmp_path, video=None):
+    import re
+    example = os.path.join(REPO, "examples", "faceedge.toml")
+    if os.path.isfile(example):
+        with open(example) as f:
+            text = f.read()
+    else:
+        text = MINIMAL_CONFIG
+    if video is not None:
+        # Point the first camera at the sample video (the example's camera key is `source`).
+        text, n = re.subn(r'(?m)^(\s*source\s*=\s*)".*?"', r'\g<1>"{}"'.format(video), text, count=1)
+        assert n == 1, "examples/faceedge.toml has no camera `source = \"...\"` line to point at the video"
+    path = tmp_path / "source.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def _install_env(tmp_path):
+    return {"FACEEDGE_UNPRIVILEGED": "1", "FACEEDGE_ETC_DIR": str(tmp_path / "etc"),
+            "FACEEDGE_STATE_DIR": str(tmp_path / "state"), "FACEEDGE_UNIT_DIR": str(tmp_path / "units"),
+            "FACEEDGE_PYTHON": sys.executable}
+
+
+def _snapshot(root, skip=()):
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            if any(path.startswith(s) for s in skip):
+                continue
+            st = os.lstat(path)
+            found[path] = (st.st_mode, st.st_size, st.st_mtime)
+    return found
+
+
+def _real_install(tmp_path, model_dir, broker_port, video=None):
+    (tmp_path / "units").mkdir()
+    args = ["--prefix", str(tmp_path / "opt"), "--config", _config_source(tmp_path, video),
+            "--broker", "127.0.0.1:{}".format(broker_port), "--models-from", model_dir, "--no-start"]
+    code, out, err = run_install(args, _install_env(tmp_path), timeout=1200)
+    assert code == 0, out + err
+    return args, out
+
+
+def _uninstall_leaves_only_gallery(tmp_path):
+    code, out, err = run_install(["--prefix", str(tmp_path / "opt"), "--uninstall"], _install_env(tmp_path))
+    assert code == 0, out + err
+    assert not (tmp_path / "opt").exists()
+    assert not (tmp_path / "etc").exists()
+    assert os.listdir(str(tmp_path / "units")) == []
+    assert os.listdir(str(tmp_path / "state")) == ["gallery"]
+    assert "kept the gallery" in out
+    code, out, err = run_install(["--prefix", str(tmp_path / "opt"), "--uninstall", "--purge"],
+                                 _install_env(tmp_path))
+    assert code == 0, out + err
+    assert not (tmp_path / "state").exists()
+
+
+def test_real_install_repeat_and_uninstall(tmp_path, model_dir):
+    """Off-Jetson install into a temporary prefix (unprivileged), again (no change), then removed."""
+    args, out = _real_install(tmp_path, model_dir, 1883)
+    opt, etc, state = tmp_path / "opt", tmp_path / "etc", tmp_path / "state"
+    assert "platform=linux" in out and "opencv=pip" in out
+    assert os.access(str(opt / "venv" / "bin" / "faceedge"), os.X_OK)
+    for sub in ("gallery", "engines", "models", "calibration", "queue"):
+        assert (state / sub).is_dir(), sub
+    assert oct((state / "gallery").stat().st_mode & 0o777) == "0o700"
+    assert oct((etc / "config.toml").stat().st_mode & 0o777) == "0o640"
+    assert oct((etc / "mqtt_password").stat().st_mode & 0o777) == "0o600"
+    config = (etc / "config.toml").read_text()
+    assert str(state) in config and "/var/lib/faceedge" not in config
+    assert 'host = "127.0.0.1"' in config and "port = 1883" in config
+    for name in ("retinaface_mnet025.onnx", "sface_2021dec_fp32.onnx"):
+        assert (state / "models" / name).is_file()
+    installed = (tmp_path / "units" / "faceedge.service").read_text()
+    assert "ExecStart={}/venv/bin/faceedge run --config {}/config.toml".format(opt, etc) in installed
+    # The installed package is a copy: the venv runs without the checkout.
+    proc = subprocess.Popen([str(opt / "venv" / "bin" / "python"), "-c", "import edge; print(edge.__file__)"],
+                            stdout=subprocess.PIPE, universal_newlines=True, cwd=str(tmp_path))
+    assert str(opt) in proc.communicate()[0]
+    if shutil.which("systemd-analyze"):
+        units = tmp_path / "units"
+        proc = subprocess.Popen(["systemd-analyze", "verify"] + sorted(os.listdir(str(units))), cwd=str(units),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        verify_out = proc.communicate(timeout=120)[0]
+        assert proc.returncode == 0 and not verify_out.strip(), verify_out
+
+    # Running it again changes nothing (the existing config is kept, even with another broker).
+    before = _snapshot(str(tmp_path))
+    time.sleep(1.1)
+    args[args.index("--broker") + 1] = "127.0.0.1:9999"
+    code, out, err = run_install(args, _install_env(tmp_path), timeout=600)
+    assert code == 0, out + err
+    assert "venv is up to date" in out and "keeping the existing" in out
+    assert _snapshot(str(tmp_path)) == before
+
+    (state / "gallery" / "gallery.db").write_text("people")
+    _uninstall_leaves_only_gallery(tmp_path)
+
+
+def _make_video(path, photo, seconds=4, fps=10):
+    cv2 = pytest.importorskip("cv2")
+    image = cv2.imread(photo)
+    assert image is not None, photo
+    h, w = image.shape[:2]
+    scale = 640.0 / max(h, w)
+    image = cv2.resize(image, (int(w * scale) // 2 * 2, int(h * scale) // 2 * 2))
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), fps, (image.shape[1], image.shape[0]))
+    for _ in range(seconds * fps):
+        writer.write(image)
+    writer.release()
+    assert os.path.getsize(path) > 0
+
+
+def _mqtt_client(client_id):
+    import paho.mqtt.client as mqtt
+    if hasattr(mqtt, "CallbackAPIVersion"):
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    return mqtt.Client(client_id=client_id)
+
+
+@pytest.mark.skipif(not _daemon_available(), reason="`faceedge run` or examples/faceedge.toml "
+                                                    "is not written yet")
+def test_real_install_runs_daemon(tmp_path, model_dir, facedata):
+    """The installed daemon, started as its unit would, publishes to a test broker."""
+    import signal
+    video = str(tmp_path / "door.avi")
+    _make_video(video, os.path.join(facedata, "known", "obama.jpg"))
+    with _broker() as broker:
+        _real_install(tmp_path, model_dir, broker.port, video=video)
+        opt, etc, state = tmp_path / "opt", tmp_path / "etc", tmp_path / "state"
+
+        messages = []
+        client = _mqtt_client("install-test-watcher")
+        client.on_message = lambda c, u, msg: messages.append((msg.topic, msg.payload.decode("utf-8", "replace")))
+        client.connect("127.0.0.1", broker.port)
+        client.subscribe("#", qos=1)
+        client.loop_start()
+
+        # What systemd gives the unit: a notify socket and the credentials directory.
+        notify_path = str(tmp_path / "notify.sock")
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(notify_path)
+        notify.settimeout(0.2)
+        creds = tmp_path / "credentials"
+        creds.mkdir()
+        shutil.copy(str(etc / "mqtt_password"), str(creds / "mqtt_password"))
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path, CREDENTIALS_DIRECTORY=str(creds),
+                   HOME=str(state), PYTHONUNBUFFERED="1")
+        log_path = tmp_path / "daemon.log"
+        with open(str(log_path), "w") as log:
+            daemon = subprocess.Popen([str(opt / "venv" / "bin" / "faceedge"), "run", "--config",
+                                       str(etc / "config.toml")], cwd=str(state), env=env,
+                                      stdout=log, stderr=subprocess.STDOUT)
+        notes = []
+        try:
+            deadline = time.time() + 120
+            online = False
+            while time.time() < deadline and daemon.poll() is None:
+                try:
+                    notes.append(notify.recv(4096).decode())
+                except socket.timeout:
+                    pass
+                online = any(t.endswith("/available") and p == "online" for t, p in messages)
+                if online and any("READY=1" in n for n in notes):
+                    break
+            assert online, "no retained available=online; daemon log:\n" + log_path.read_text()
+            assert any("READY=1" in n for n in notes), (notes, log_path.read_text())
+            # Give the pipeline a few seconds on the video: events, if any, are JSON.
+            end = time.time() + 15
+            while time.time() < end and daemon.poll() is None:
+                if any("/events" in t or "/event" in t for t, _ in messages):
+                    break
+                time.sleep(0.5)
+        finally:
+            if daemon.poll() is None:
+                daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(60)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+            client.loop_stop()
+            client.disconnect()
+            notify.close()
+        assert daemon.returncode == 0, log_path.read_text()
+    _uninstall_leaves_only_gallery_after_daemon(tmp_path)
+
+
+def _uninstall_leaves_only_gallery_after_daemon(tmp_path):
+    state = tmp_path / "state"
+    if not (state / "gallery").exists():
+        (state / "gallery").mkdir()
+    _uninstall_leaves_only_gallery(tmp_path)
+
+
+def test_uninstall_keeps_a_gallery_file_named_in_the_config(tmp_path):
+    """A gallery at STATE/faces.db (with its WAL) survives --uninstall, whatever its name."""
+    env = _install_env(tmp_path)
+    opt, etc, state, units = tmp_path / "opt", tmp_path / "etc", tmp_path / "state", tmp_path / "units"
+    for d in (opt / "venv", opt / "share", etc, state / "engines", state / "models", units):
+        d.mkdir(parents=True)
+    (opt / "install-manifest").write_text("etc_dir={}\nstate_dir={}\nunit_dir={}\ncreated_config=1\n".format(
+        etc, state, units))
+    (etc / "config.toml").write_text('[gallery]\npath = "{}/faces.db"  # the gallery\n'.format(state))
+    (etc / "install.env").write_text("")
+    for name in ("faces.db", "faces.db-wal", "faces.db-shm"):
+        (state / name).write_text("x")
+    (state / "engines" / "a.engine").write_text("x")
+    (units / "faceedge.service").write_text("[Service]\n")
+    code, out, err = run_install(["--prefix", str(opt), "--uninstall"], env)
+    assert code == 0, out + err
+    assert sorted(os.listdir(str(state))) == ["faces.db", "faces.db-shm", "faces.db-wal"]
+    assert not opt.exists() and not etc.exists() and os.listdir(str(units)) == []
