@@ -1,0 +1,241 @@
+"""The daemon's configuration: one TOML file, validated at start.
+
+An unknown key, a wrong type or an impossible value is one ConfigError naming the file and
+the key; the daemon does not start. Every option and its default is in examples/faceedge.toml.
+Secrets (the MQTT password) come from a file or systemd credentials, never only the command line.
+"""
+import os
+import re
+import socket
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple
+
+from edge.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def data_dir():
+    # type: () -> str
+    """$STATE_DIRECTORY under systemd (StateDirectory=faceedge), else ~/.local/share/faceedge."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return state.split(":")[0]
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(base, "faceedge")
+
+
+def default_device_id():
+    # type: () -> str
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "faceedge"
+
+
+Models = NamedTuple("Models", [("profile", str), ("dir", str), ("backend", str), ("detector", str),
+                               ("recognizer", str), ("threads", int)])
+Engines = NamedTuple("Engines", [("dir", str), ("build_on_start", bool), ("precision", str), ("max_batch", int),
+                                 ("calibration_dir", str)])
+GalleryConfig = NamedTuple("GalleryConfig", [("path", str)])
+Camera = NamedTuple("Camera", [("name", str), ("source", str), ("type", str), ("loop", bool), ("fps", float),
+                               ("roi", List[int]), ("width", int), ("height", int), ("latency_ms", int),
+                               ("reconnect_max_s", float)])
+Recognition = NamedTuple("Recognition", [("threshold", float), ("min_quality", float), ("det_size", int),
+                                         ("det_confidence", float), ("min_face_px", int), ("track_iou", float),
+                                         ("track_timeout_s", float), ("decision_min_frames", int),
+                                         ("confident_margin", float), ("flip", bool)])
+Mqtt = NamedTuple("Mqtt", [("host", str), ("port", int), ("prefix", str), ("client_id", str), ("username", str),
+                           ("password", str), ("password_file", str), ("tls_ca", str), ("tls_cert", str),
+                           ("tls_key", str), ("tls_insecure", bool), ("qos", int), ("keepalive", int),
+                           ("stats_interval_s", float), ("discovery_prefix", str), ("queue_dir", str),
+                           ("queue_max_events", int)])
+Snapshots = NamedTuple("Snapshots", [("enabled", bool), ("quality", int)])
+Limits = NamedTuple("Limits", [("max_payload_bytes", int), ("max_image_bytes", int), ("max_image_pixels", int),
+                               ("max_images_per_command", int), ("max_faces_per_frame", int)])
+Logging = NamedTuple("Logging", [("level", str)])
+
+
+class Config(NamedTuple("Config", [("source", str), ("device_id", str), ("models", Models), ("engines", Engines),
+                                   ("gallery", GalleryConfig), ("cameras", List[Camera]),
+                                   ("recognition", Recognition), ("mqtt", Mqtt), ("snapshots", Snapshots),
+                                   ("limits", Limits), ("logging", Logging)])):
+    __slots__ = ()
+
+    def __repr__(self):
+        # The password must never reach a log line.
+        masked = self._replace(mqtt=self.mqtt._replace(password="***" if self.mqtt.password else ""))
+        return "Config(" + ", ".join("{}={!r}".format(f, v) for f, v in zip(self._fields, masked)) + ")"
+
+    @property
+    def topic_root(self):
+        # type: () -> str
+        return "{}/{}".format(self.mqtt.prefix, self.device_id)
+
+
+# section -> [(key, type, default, check or None)]; check returns an error text or None.
+Check = Optional[Callable[[Any], Optional[str]]]
+
+
+def _between(low, high):
+    def check(value):
+        return None if low <= value <= high else "must be between {} and {}".format(low, high)
+    return check
+
+
+def _one_of(*choices):
+    def check(value):
+        return None if value in choices else "must be one of {}".format(", ".join(repr(c) for c in choices))
+    return check
+
+
+def _name(value):
+    return None if _NAME.match(value) else "must be 1-64 letters, digits, '_' or '-'"
+
+
+def _topic_part(value):
+    return None if value and not any(c in value for c in "+#\x00") else "must be non-empty, without '+', '#' or NUL"
+
+
+SCHEMA = {
+    "device": [("id", str, "", lambda v: None if not v or _NAME.match(v) else "must be letters, digits, '_' or '-'")],
+    "models": [("profile", str, "default", None), ("dir", str, "", None),
+               ("backend", str, "auto", _one_of("auto", "tensorrt", "onnxruntime")),
+               ("detector", str, "", None), ("recognizer", str, "", None), ("threads", int, 0, _between(0, 256))],
+    "engines": [("dir", str, "", None), ("build_on_start", bool, True, None),
+                ("precision", str, "auto", _one_of("auto", "fp16", "int8", "fp32")),
+                ("max_batch", int, 32, _between(1, 1024)), ("calibration_dir", str, "", None)],
+    "gallery": [("path", str, "", None)],
+    "recognition": [("threshold", float, 0.0, _between(0.0, 1.0)), ("min_quality", float, 0.35, _between(0.0, 1.0)),
+                    ("det_size", int, 640, lambda v: None if 64 <= v <= 4096 and v % 32 == 0
+                     else "must be a multiple of 32 between 64 and 4096"),
+                    ("det_confidence", float, 0.5, _between(0.01, 1.0)), ("min_face_px", int, 24, _between(0, 10000)),
+                    ("track_iou", float, 0.3, _between(0.0, 1.0)), ("track_timeout_s", float, 1.5, _between(0.05, 3600)),
+                    ("decision_min_frames", int, 3, _between(1, 1000)),
+                    ("confident_margin", float, 0.05, _between(0.0, 1.0)), ("flip", bool, False, None)],
+    "mqtt": [("host", str, "localhost", None), ("port", int, 1883, _between(1, 65535)),
+             ("prefix", str, "faceedge", _topic_part), ("client_id", str, "", None),
+             ("username", str, "", None), ("password", str, "", None), ("password_file", str, "", None),
+             ("tls_ca", str, "", None), ("tls_cert", str, "", None), ("tls_key", str, "", None),
+             ("tls_insecure", bool, False, None), ("qos", int, 1, _between(0, 2)), ("keepalive", int, 60, _between(5, 3600)),
+             ("stats_interval_s", float, 30.0, _between(0.1, 86400)), ("discovery_prefix", str, "homeassistant", None),
+             ("queue_dir", str, "", None), ("queue_max_events", int, 10000, _between(10, 10000000))],
+    "snapshots": [("enabled", bool, False, None), ("quality", int, 85, _between(1, 100))],
+    "limits": [("max_payload_bytes", int, 8 * 1024 * 1024, _between(1024, 1 << 30)),
+               ("max_image_bytes", int, 4 * 1024 * 1024, _between(1024, 1 << 30)),
+               ("max_image_pixels", int, 16000000, _between(1024, 1 << 31)),
+               ("max_images_per_command", int, 20, _between(1, 1000)),
+               ("max_faces_per_frame", int, 20, _between(1, 1000))],
+    "logging": [("level", str, "info", _one_of("debug", "info", "warning", "error"))],
+}
+CAMERA_SCHEMA = [("name", str, None, _name), ("source", str, None, lambda v: None if v else "must not be empty"),
+                 ("type", str, "auto", _one_of("auto", "file", "v4l2", "url", "csi", "usb", "rtsp", "gstreamer")),
+                 ("loop", bool, False, None), ("fps", float, 0.0, _between(0.0, 1000.0)), ("roi", list, [], None),
+                 ("width", int, 0, _between(0, 16384)), ("height", int, 0, _between(0, 16384)),
+                 ("latency_ms", int, 200, _between(0, 60000)), ("reconnect_max_s", float, 30.0, _between(0.1, 3600))]
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
+
+
+def _value(source, key, value, kind):
+    # bool is an int in Python and 1 is not a bool in TOML: check exactly.
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError("{}: {}: must be {}, got {!r}".format(source, key, _TYPE_NAMES[kind], value))
+    return value
+
+
+def _section(source, prefix, table, schema):
+    if not isinstance(table, dict):
+        raise ConfigError("{}: {}: must be a table".format(source, prefix))
+    known = set(k for k, _, _, _ in schema)
+    for key in table:
+        if key not in known:
+            raise ConfigError("{}: {}.{}: unknown key (known: {})".format(source, prefix, key, ", ".join(sorted(known))))
+    values = []
+    for key, kind, default, check in schema:
+        name = "{}.{}".format(prefix, key)
+        if key not in table:
+            if default is None:
+                raise ConfigError("{}: {}: is required".format(source, name))
+            values.append(default)
+            continue
+        value = _value(source, name, table[key], kind)
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError("{}: {}: {}, got {!r}".format(source, name, problem, value))
+        values.append(value)
+    return values
+
+
+def _read_secret(path, what):
+    # type: (str, str) -> str
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except (IOError, OSError) as exc:
+        raise ConfigError("cannot read the {} from {}: {}".format(what, path, exc.strerror or exc))
+
+
+def config_from_dict(data, source="<config>"):
+    # type: (dict, str) -> Config
+    known = set(SCHEMA) | {"cameras"}
+    for key in data:
+        if key not in known:
+            raise ConfigError("{}: {}: unknown section (known: {})".format(source, key, ", ".join(sorted(known))))
+    sections = dict((name, _section(source, name, data.get(name, {}), schema)) for name, schema in SCHEMA.items())
+    device_id = sections["device"][0] or default_device_id()
+    base = data_dir()
+    models = Models(*sections["models"])
+    models = models._replace(dir=os.path.expanduser(models.dir) if models.dir else os.path.join(base, "models"))
+    engines = Engines(*sections["engines"])
+    engines = engines._replace(dir=engines.dir or os.path.join(base, "engines"))
+    gallery = GalleryConfig(os.path.expanduser(sections["gallery"][0]) or os.path.join(base, "gallery.db"))
+    cameras_raw = data.get("cameras", [])
+    if not isinstance(cameras_raw, list):
+        raise ConfigError("{}: cameras: must be an array of tables ([[cameras]])".format(source))
+    cameras = []
+    for i, table in enumerate(cameras_raw):
+        camera = Camera(*_section(source, "cameras[{}]".format(i), table, CAMERA_SCHEMA))
+        if camera.roi and (len(camera.roi) != 4 or not all(isinstance(v, int) and v >= 0 for v in camera.roi)
+                           or camera.roi[2] <= camera.roi[0] or camera.roi[3] <= camera.roi[1]):
+            raise ConfigError("{}: cameras[{}].roi: must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1, got {!r}"
+                              .format(source, i, camera.roi))
+        if any(c.name == camera.name for c in cameras):
+            raise ConfigError("{}: cameras[{}].name: {!r} is used by another camera".format(source, i, camera.name))
+        cameras.append(camera)
+    mqtt = Mqtt(*sections["mqtt"])
+    password = mqtt.password
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if mqtt.password_file:
+        password = _read_secret(os.path.expanduser(mqtt.password_file), "MQTT password")
+    elif credentials and os.path.isfile(os.path.join(credentials, "mqtt_password")):
+        password = _read_secret(os.path.join(credentials, "mqtt_password"), "MQTT password")
+    mqtt = mqtt._replace(password=password, client_id=mqtt.client_id or "faceedge-" + device_id,
+                         queue_dir=mqtt.queue_dir or os.path.join(base, "queue"))
+    return Config(source, device_id, models, engines, gallery, cameras, Recognition(*sections["recognition"]),
+                  mqtt, Snapshots(*sections["snapshots"]), Limits(*sections["limits"]), Logging(*sections["logging"]))
+
+
+def _toml():
+    try:
+        import tomllib
+        return tomllib
+    except ImportError:
+        import tomli
+        return tomli
+
+
+def load_config(path):
+    # type: (str) -> Config
+    toml = _toml()
+    try:
+        with open(path, "rb") as f:
+            data = toml.load(f)
+    except (IOError, OSError) as exc:
+        raise ConfigError("cannot read the config {}: {}".format(path, exc.strerror or exc))
+    except toml.TOMLDecodeError as exc:
+        raise ConfigError("{}: not valid TOML: {}".format(path, exc))
+    return config_from_dict(data, path)
+
+
+def default_config():
+    # type: () -> Config
+    return config_from_dict({}, "<defaults>")

@@ -1,0 +1,99 @@
+"""paho-mqtt 1.6 (Python 3.6, JetPack 4.6) and 2.x behind one small adapter."""
+import logging
+import ssl
+from typing import Callable, Optional
+
+import paho.mqtt.client as mqtt
+
+from edge.daemon.config import Mqtt
+
+log = logging.getLogger(__name__)
+
+_CONNACK = {1: "unacceptable protocol version", 2: "client id rejected", 3: "broker unavailable",
+            4: "bad user name or password", 5: "not authorised"}
+
+
+def _code(value):
+    # type: (object) -> int
+    return int(getattr(value, "value", value) or 0)
+
+
+class MqttClient(object):
+    """Callbacks: on_connected(), on_disconnected(), on_published(mid), on_message(topic, payload)."""
+
+    def __init__(self, settings, will_topic, on_connected, on_disconnected, on_published, on_message):
+        # type: (Mqtt, str, Callable[[], None], Callable[[], None], Callable[[int], None], Callable[[str, bytes], None]) -> None
+        self.settings = settings
+        if hasattr(mqtt, "CallbackAPIVersion"):
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.client_id, clean_session=False)
+        else:
+            client = mqtt.Client(client_id=settings.client_id, clean_session=False)
+        client.will_set(will_topic, "offline", qos=1, retain=True)
+        if settings.username:
+            client.username_pw_set(settings.username, settings.password or None)
+        if settings.tls_ca or settings.tls_cert:
+            client.tls_set(ca_certs=settings.tls_ca or None, certfile=settings.tls_cert or None,
+                           keyfile=settings.tls_key or None, cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_insecure_set(settings.tls_insecure)
+        client.reconnect_delay_set(1, 30)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._connect
+        client.on_disconnect = self._disconnect
+        client.on_publish = self._publish
+        client.on_message = self._message
+        self.client = client
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self._on_published = on_published
+        self._on_message = on_message
+        self.connected = False
+        self.last_error = None  # type: Optional[str]
+
+    def start(self):
+        # type: () -> None
+        try:
+            self.client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive)
+        except (OSError, ValueError) as exc:
+            log.warning("MQTT broker %s:%s: %s", self.settings.host, self.settings.port, exc)
+        self.client.loop_start()
+
+    def _connect(self, client, userdata, flags, rc, *rest):
+        code = _code(rc)
+        if code != 0:
+            self.last_error = _CONNACK.get(code, "refused (code {})".format(code))
+            log.error("MQTT broker %s:%s refused the connection: %s", self.settings.host, self.settings.port,
+                      self.last_error)
+            return
+        self.last_error = None
+        log.info("connected to MQTT broker %s:%s", self.settings.host, self.settings.port)
+        self._on_connected()
+        self.connected = True  # only now may the outbox sender start (after the resend reset)
+
+    def _disconnect(self, client, userdata, *args):
+        was = self.connected
+        self.connected = False
+        if was:
+            log.info("disconnected from MQTT broker %s:%s; reconnecting", self.settings.host, self.settings.port)
+        self._on_disconnected()
+
+    def _publish(self, client, userdata, mid, *rest):
+        self._on_published(mid)
+
+    def _message(self, client, userdata, message):
+        self._on_message(message.topic, message.payload)
+
+    def publish(self, topic, payload, qos, retain=False):
+        # type: (str, object, int, bool) -> Optional[int]
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        return info.mid if info.rc == mqtt.MQTT_ERR_SUCCESS else None
+
+    def subscribe(self, topic, qos):
+        # type: (str, int) -> None
+        self.client.subscribe(topic, qos=qos)
+
+    def stop(self):
+        # type: () -> None
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
