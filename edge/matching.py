@@ -1,14 +1,20 @@
-"""Matching faces against the gallery: cosine similarity as one matrix product, top-k per
-person, an open-set threshold, and negative samples that veto a person.
+"""Matching faces against the gallery: cosine similarity as one matrix product, the best
+sample per person, an open-set threshold, and negative samples that veto a person.
 
 `ExactIndex` is the seam where an approximate index (faiss) could replace the exact search
-for millions of embeddings; 100k stays interactive exactly (see `faceedge bench`).
+for millions of embeddings: the matcher only calls `search(queries, k)`. 100k stored
+embeddings stay interactive exactly (tests/test_matching.py measures it).
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edge.types import Candidate, Match
+
+# Rows fetched per query: enough to see several distinct people even when one person has
+# many samples; argpartition over 100k rows costs the same for k=64 or k=4096.
+MIN_ROWS = 64
+MAX_ROWS = 4096
 
 
 class ExactIndex(object):
@@ -31,27 +37,46 @@ class ExactIndex(object):
         sims = self.similarities(queries)
         k = min(k, sims.shape[1])
         if k == 0:
-            empty = np.zeros((len(sims), 0))
-            return empty, empty.astype(np.int64)
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            return np.zeros((len(sims), 0), np.float32), np.zeros((len(sims), 0), np.int64)
+        if k < sims.shape[1]:
+            part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        else:
+            part = np.tile(np.arange(k), (len(sims), 1))
         part_sims = np.take_along_axis(sims, part, axis=1)
-        order = np.argsort(-part_sims, axis=1)
-        return np.take_along_axis(part_sims, order, axis=1), np.take_along_axis(part, order, axis=1)
+        order = np.argsort(-part_sims, axis=1, kind="stable")
+        return np.take_along_axis(part_sims, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64)
 
 
 class Matcher(object):
-    def __init__(self, vectors, person_ids, names, negative, threshold, top_k=3):
-        # type: (np.ndarray, np.ndarray, Sequence[str], np.ndarray, float, int) -> None
+    """Open-set identification against one model's gallery embeddings."""
+
+    def __init__(self, vectors, person_ids, names, negative, threshold, top_k=3, index_factory=ExactIndex):
+        # type: (np.ndarray, np.ndarray, Sequence[str], np.ndarray, float, int, Callable[[np.ndarray], ExactIndex]) -> None
         self.threshold = float(threshold)
-        self.top_k = top_k
-        positive = ~np.asarray(negative, dtype=bool) if len(names) else np.zeros(0, bool)
-        self._person_ids = np.asarray(person_ids)
-        self._names = list(names)
-        self._positive_rows = np.flatnonzero(positive)
-        self._negative_rows = np.flatnonzero(~positive)
-        self.index = ExactIndex(vectors[self._positive_rows]) if len(self._positive_rows) else None
-        self.negatives = ExactIndex(vectors[self._negative_rows]) if len(self._negative_rows) else None
-        self.people = len(set(self._person_ids[self._positive_rows].tolist())) if len(names) else 0
+        self.top_k = max(1, int(top_k))
+        person_ids = np.asarray(person_ids, dtype=np.int64).reshape(-1)
+        negative = np.asarray(negative, dtype=bool).reshape(-1)
+        if len(names) != len(person_ids) or len(negative) != len(person_ids):
+            raise ValueError("vectors, person_ids, names and negative must have one entry per row")
+        self.names = {}  # type: Dict[int, str]
+        for pid, name in zip(person_ids.tolist(), names):
+            self.names[pid] = name
+        pos = np.flatnonzero(~negative)
+        neg = np.flatnonzero(negative)
+        self._row_person = person_ids[pos]
+        self.index = index_factory(vectors[pos]) if len(pos) else None
+        self.people = len(np.unique(self._row_person))
+        most = int(np.bincount(np.unique(self._row_person, return_inverse=True)[1]).max()) if len(pos) else 0
+        self._rows = min(len(pos), max(MIN_ROWS, min(MAX_ROWS, (self.top_k + 2) * most)))
+        # Negatives are few: kept as one matrix, reduced to the best negative per person.
+        self._negatives = None  # type: Optional[np.ndarray]
+        self._neg_column = {}   # type: Dict[int, int]
+        if len(neg):
+            order = neg[np.argsort(person_ids[neg], kind="stable")]
+            neg_people, starts = np.unique(person_ids[order], return_index=True)
+            self._negatives = np.ascontiguousarray(vectors[order], dtype=np.float32)
+            self._neg_starts = starts
+            self._neg_column = dict((int(p), i) for i, p in enumerate(neg_people.tolist()))
 
     @classmethod
     def from_gallery(cls, gallery, fingerprint, threshold, top_k=3):
@@ -60,40 +85,39 @@ class Matcher(object):
 
     def match(self, embeddings):
         # type: (np.ndarray) -> List[Match]
-        embeddings = np.asarray(embeddings, dtype=np.float32)
         if len(embeddings) == 0:
             return []
+        queries = np.asarray(embeddings, dtype=np.float32).reshape(len(embeddings), -1)
         if self.index is None:
-            return [Match(None, None, 0.0, []) for _ in embeddings]
-        sims = self.index.similarities(embeddings)                      # N x positives
-        neg_sims = self.negatives.similarities(embeddings) if self.negatives is not None else None
-        pos_people = self._person_ids[self._positive_rows]
-        people = np.unique(pos_people)
-        # Best sample per person: a (queries x people) matrix.
-        per_person = np.full((len(embeddings), len(people)), -1.0, dtype=np.float32)
-        column = np.searchsorted(people, pos_people)
-        for col in range(len(people)):
-            per_person[:, col] = sims[:, column == col].max(axis=1)
-        names = {}
-        for row in self._positive_rows:
-            names[int(self._person_ids[row])] = self._names[row]
-        neg_people = self._person_ids[self._negative_rows] if neg_sims is not None else None
-        results = []
-        for q in range(len(embeddings)):
-            order = np.argsort(-per_person[q])
-            candidates = [Candidate(int(people[c]), names[int(people[c])], float(per_person[q, c]))
-                          for c in order[:self.top_k]]
-            identity, person_id, best, vetoed = None, None, float(per_person[q, order[0]]), False
-            for c in order:
-                score = float(per_person[q, c])
-                if score < self.threshold:
-                    break
-                pid = int(people[c])
-                if neg_sims is not None and np.any(neg_people == pid) and \
-                        float(neg_sims[q, neg_people == pid].max()) >= score:
-                    vetoed = True
-                    continue
-                identity, person_id, best = names[pid], pid, score
+            return [Match(None, None, 0.0, []) for _ in queries]
+        sims, rows = self.index.search(queries, self._rows)
+        neg_best = None
+        if self._negatives is not None:
+            neg_best = np.maximum.reduceat(queries.dot(self._negatives.T), self._neg_starts, axis=1)
+        return [self._decide(sims[q], rows[q], neg_best[q] if neg_best is not None else None)
+                for q in range(len(queries))]
+
+    def _decide(self, sims, rows, neg_best):
+        # type: (np.ndarray, np.ndarray, Optional[np.ndarray]) -> Match
+        people = self._row_person[rows]
+        # Rows come best first, so a person's first row is their best sample.
+        _, first = np.unique(people, return_index=True)
+        first.sort()
+        ranked = [(int(people[i]), float(sims[i])) for i in first]
+        candidates = [Candidate(pid, self.names[pid], score) for pid, score in ranked[:self.top_k]]
+        best = ranked[0][1]
+        vetoed = False
+        for pid, score in ranked:
+            if score < self.threshold:
                 break
-            results.append(Match(identity, person_id, float(min(1.0, max(0.0, best))), candidates, vetoed))
-        return results
+            column = self._neg_column.get(pid)
+            if column is not None and float(neg_best[column]) >= score:
+                vetoed = True   # more like a face marked "not them" than like them
+                continue
+            return Match(self.names[pid], pid, _clip(score), candidates, vetoed)
+        return Match(None, None, _clip(best), candidates, vetoed)
+
+
+def _clip(value):
+    # type: (float) -> float
+    return float(min(1.0, max(0.0, value)))

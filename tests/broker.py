@@ -1,15 +1,20 @@
 """A real mosquitto on a free loopback port, and a subscriber that collects messages.
 
-    with Broker(tmp_path) as broker:          # or the `broker` fixture
-        sub = Subscriber(broker.port, ["faceedge/#"])
-        ...
-        broker.stop(); broker.start()          # same port, sessions kept (persistence)
+    from tests.broker import Broker, Subscriber, broker   # `broker` is a pytest fixture
+
+    with Broker(tmp_path) as b:                # persistence on: sessions survive a restart
+        sub = Subscriber(b.port, ["faceedge/#"])
+        sub.wait_for("faceedge/door/available", lambda p: p == b"online")
+        b.stop(); b.start()                    # same port; b.stop(kill=True) for SIGKILL
+    Broker(tmp_path, users={"door": "secret"})  # password file, anonymous refused
+    Broker(tmp_path, extra_config="...")        # e.g. a TLS listener
 """
 import json
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -27,41 +32,73 @@ def free_port():
 
 
 class Broker(object):
-    def __init__(self, directory, port=None, extra_config="", allow_anonymous=True):
+    def __init__(self, directory=None, port=None, persistence=True, extra_config="", allow_anonymous=True,
+                 users=None):
         if not os.path.exists(MOSQUITTO):
             pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
-        self.directory = str(directory)
+        self.directory = str(directory) if directory else tempfile.mkdtemp(prefix="mosquitto-")
         if not os.path.isdir(self.directory):
             os.makedirs(self.directory)
         self.port = port or free_port()
+        self.log_path = os.path.join(self.directory, "mosquitto-{}.log".format(self.port))
         self.config = os.path.join(self.directory, "mosquitto-{}.conf".format(self.port))
+        lines = ["listener {} 127.0.0.1".format(self.port),
+                 "allow_anonymous {}".format("true" if allow_anonymous and not users else "false"),
+                 "log_dest file {}".format(self.log_path), "log_type all"]
+        if os.geteuid() == 0:
+            # As root, mosquitto drops to user `mosquitto`, which cannot read a 0700 pytest tmp dir.
+            lines.append("user root")
+        if persistence:
+            lines += ["persistence true", "persistence_location {}/".format(self.directory), "autosave_interval 1"]
+        else:
+            lines.append("persistence false")
+        if users:
+            pw = os.path.join(self.directory, "passwd-{}".format(self.port))
+            for i, (user, password) in enumerate(sorted(users.items())):
+                subprocess.check_call(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else []) + [pw, user, password])
+            lines.append("password_file {}".format(pw))
         with open(self.config, "w") as f:
-            f.write("listener {} 127.0.0.1\nallow_anonymous {}\npersistence true\n"
-                    "persistence_location {}/\nautosave_interval 1\n{}\n".format(
-                        self.port, "true" if allow_anonymous else "false", self.directory, extra_config))
+            f.write("\n".join(lines) + "\n" + extra_config + "\n")
         self.proc = None
         self.start()
 
     def start(self):
+        """Start (again) on the same port."""
         self.proc = subprocess.Popen([MOSQUITTO, "-c", self.config], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start on port {}".format(self.port))
+        self.stop(kill=True)
+        raise RuntimeError("mosquitto did not start on port {}: {}".format(self.port, self.log_tail()))
 
     def stop(self, kill=False):
+        """Terminate (the broker saves its sessions) or SIGKILL."""
         if self.proc is not None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
+            if self.proc.poll() is None:
+                if kill:
+                    self.proc.kill()
+                else:
+                    self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines=20):
+        try:
+            with open(self.log_path) as f:
+                return " | ".join(f.read().splitlines()[-lines:])
+        except (IOError, OSError):
+            return "(no log)"
 
     def __enter__(self):
         return self
@@ -72,29 +109,40 @@ class Broker(object):
 
 @pytest.fixture
 def broker(tmp_path):
-    b = Broker(tmp_path)
+    b = Broker(tmp_path / "mosquitto")
     yield b
     b.stop()
 
 
+def make_client(client_id, clean_session=True):
+    """A paho client for 1.6 or 2.x."""
+    import paho.mqtt.client as mqtt
+    if hasattr(mqtt, "CallbackAPIVersion"):
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
+    return mqtt.Client(client_id=client_id, clean_session=clean_session)
+
+
 class Subscriber(object):
-    """Collects (topic, payload) pairs from a real broker connection."""
+    """Collects (topic, payload, retain) from a real broker connection; ready when subscribed."""
+
+    _count = 0
 
     def __init__(self, port, topics, client_id=None):
-        import paho.mqtt.client as mqtt
+        Subscriber._count += 1
         self.messages = []
         self._cond = threading.Condition()
-        kwargs = {"client_id": client_id or "test-sub-{}".format(time.monotonic())}
-        if hasattr(mqtt, "CallbackAPIVersion"):
-            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
-        else:
-            self.client = mqtt.Client(**kwargs)
+        self.client = make_client(client_id or "test-sub-{}-{}".format(os.getpid(), Subscriber._count))
         subscribed = threading.Event()
+        pending = set()
 
         def on_connect(client, userdata, flags, rc, *rest):
             for topic in topics:
-                client.subscribe(topic, qos=1)
-            subscribed.set()
+                pending.add(client.subscribe(topic, qos=1)[1])
+
+        def on_subscribe(client, userdata, mid, *rest):
+            pending.discard(mid)
+            if not pending:
+                subscribed.set()
 
         def on_message(client, userdata, message):
             with self._cond:
@@ -102,12 +150,12 @@ class Subscriber(object):
                 self._cond.notify_all()
 
         self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
         self.client.on_message = on_message
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
-        if not subscribed.wait(10):
-            raise RuntimeError("test subscriber could not connect")
-        time.sleep(0.2)
+        if not subscribed.wait(15):
+            raise RuntimeError("test subscriber could not subscribe on port {}".format(port))
 
     def payloads(self, topic):
         with self._cond:
@@ -117,6 +165,7 @@ class Subscriber(object):
         return [json.loads(p.decode("utf-8")) for p in self.payloads(topic)]
 
     def wait_for(self, topic, predicate=lambda payload: True, timeout=30, count=1):
+        """The payloads on topic matching predicate, once there are at least count of them."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -125,9 +174,18 @@ class Subscriber(object):
                     return hits
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError("waited {}s for {} message(s) on {}; got {}".format(
+                    raise AssertionError("waited {}s for {} message(s) on {}; last messages: {}".format(
                         timeout, count, topic, [(t, p[:200]) for t, p, _ in self.messages[-10:]]))
                 self._cond.wait(remaining)
+
+    def wait_json(self, topic, predicate=lambda body: True, timeout=30):
+        """The first JSON body on topic matching predicate."""
+        def match(payload):
+            try:
+                return predicate(json.loads(payload.decode("utf-8")))
+            except ValueError:
+                return False
+        return json.loads(self.wait_for(topic, match, timeout)[0].decode("utf-8"))
 
     def publish(self, topic, payload, qos=1, retain=False):
         info = self.client.publish(topic, payload, qos=qos, retain=retain)

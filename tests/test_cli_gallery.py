@@ -100,3 +100,47 @@ def test_folder_enrollment_and_gallery_commands(model_dir, facedata, tmp_path):
     _, out, _ = faceedge("identify", "--json", other, "--gallery", copy, "--model-dir", model_dir)
     faces = json.loads(out)["faces"]
     assert "Renamed Person" in [f["identity"] for f in faces]
+
+
+def test_model_change_reembeds_the_kept_crops(model_dir, known, tmp_path):
+    db = str(tmp_path / "g.db")
+    assert faceedge("enroll", "obama", os.path.join(known, "obama.jpg"), "--gallery", db, "--model-dir", model_dir)[0] == 0
+    code, out, err = faceedge("identify", "--json", os.path.join(known, "obama2.jpg"), "--profile", "arcface-mbf",
+                              "--gallery", db, "--model-dir", model_dir)
+    assert code == 0, err
+    assert "re-embedding 1 face crop" in err
+    assert json.loads(out)["faces"][0]["identity"] == "obama"
+    _, out, _ = faceedge("gallery", "list", "--json", "--gallery", db)
+    listed = json.loads(out)
+    assert len(listed["fingerprints"]) == 2 and listed["people"][0]["samples"] == 1
+
+
+def test_seed_embeddings_match_only_under_their_model(model_dir, known, tmp_path):
+    code, out, err = faceedge("embed", "--json", os.path.join(known, "obama.jpg"), "--model-dir", model_dir)
+    assert code == 0, err
+    embedding = json.loads(out)["faces"][0]["embedding"]
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"obama_1.jpg": embedding}))
+    # the fingerprint of the default recognizer, as the gallery records it
+    ref = str(tmp_path / "ref.db")
+    faceedge("enroll", "someone", os.path.join(known, "biden.jpg"), "--gallery", ref, "--model-dir", model_dir)
+    fingerprint = json.loads(faceedge("gallery", "list", "--json", "--gallery", ref)[1])["fingerprints"][0]
+
+    tagged, untagged = str(tmp_path / "tagged.db"), str(tmp_path / "untagged.db")
+    code, out, err = faceedge("gallery", "import", str(seed), "--fingerprint", fingerprint, "--gallery", tagged)
+    assert code == 0 and "imported 1 samples" in out, err
+    assert faceedge("gallery", "import", str(seed), "--gallery", untagged)[0] == 0
+    photo = os.path.join(known, "obama2.jpg")
+    _, out, _ = faceedge("identify", "--json", photo, "--gallery", tagged, "--model-dir", model_dir)
+    assert json.loads(out)["faces"][0]["identity"] == "obama"
+    _, out, err = faceedge("identify", "--json", photo, "--gallery", untagged, "--model-dir", model_dir)
+    assert json.loads(out)["faces"][0]["identity"] is None
+    assert "none for the active model" in err
+
+
+def test_gallery_errors_are_one_line(tmp_path):
+    db = str(tmp_path / "g.db")
+    for args in (["gallery", "rename", "a", "b"], ["gallery", "import", str(tmp_path / "none.csv")],
+                 ["gallery", "import", __file__, "--format", "archive"]):
+        code, out, err = faceedge(*(args + ["--gallery", db]))
+        assert code == 1 and len(err.strip().splitlines()) == 1 and err.startswith("faceedge: error:"), (args, err)

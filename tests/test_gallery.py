@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from edge.errors import GalleryError
-from edge.gallery import AlreadyDone, Gallery, Sample
-from edge.gallery import importers
+from edge.gallery import AlreadyDone, Gallery, Record, Sample
+from edge.gallery import archive, importers, store
+from edge.matching import Matcher
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RNG = np.random.RandomState(3)
@@ -204,10 +205,10 @@ def test_importers_and_archive_round_trip(tmp_path, gallery):
     people = dict((p.name, (p.samples, p.negatives)) for p in gallery.list_people())
     assert people == {"ann": (2, 0), "ben": (1, 0), "cid": (1, 0), "dee": (1, 0), "eve": (2, 0), "fay": (1, 1)}
 
-    archive = str(tmp_path / "g.tar.gz")
-    assert importers.export_archive(gallery, archive) == 9
+    path = str(tmp_path / "g.tar.gz")
+    assert archive.export_archive(gallery, path) == 9
     with Gallery(str(tmp_path / "copy.db")) as copy:
-        assert importers.import_archive(copy, archive) == 9
+        assert archive.import_archive(copy, path) == 9
         assert dict((p.name, (p.samples, p.negatives)) for p in copy.list_people()) == people
         for fp in ("fp", "import:json", "import:faces.csv"):
             np.testing.assert_allclose(np.sort(copy.embeddings(fp).vectors, axis=0),
@@ -220,3 +221,171 @@ def test_not_a_gallery_file_is_a_clear_error(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(GalleryError, match="not a usable gallery"):
         Gallery(str(path))
+
+
+def _file_bytes(path):
+    data = b""
+    for suffix in ("", "-wal", "-journal"):
+        if os.path.exists(path + suffix):
+            with open(path + suffix, "rb") as f:
+                data += f.read()
+    return data
+
+
+def test_removed_crops_leave_no_bytes_on_disk(gallery):
+    secret = np.random.RandomState(42).randint(0, 255, (112, 112, 3)).astype(np.uint8)
+    png = store.encode_crop(secret)
+    gallery.enroll("alice", [Sample(secret, vec(1), "a")], "fp")
+    gallery.enroll("bob", [sample(2)], "fp")
+    # 32-byte pieces of the PNG (a piece may straddle an overflow page boundary)
+    pieces = [png[i:i + 32] for i in range(100, len(png) - 32, 997)]  # past the common PNG header
+    data = _file_bytes(gallery.path)
+    assert sum(p in data for p in pieces) > len(pieces) * 0.9
+    gallery.remove("alice")
+    data = _file_bytes(gallery.path)
+    assert not any(p in data for p in pieces)
+    assert vec(1).astype("<f4").tobytes()[:64] not in data
+    assert [s.person for s in gallery.samples()] == ["bob"]
+
+
+def test_request_id_without_respond_stores_a_default_answer(gallery):
+    gallery.enroll("alice", [sample(1)], "fp", request_id="r9")
+    assert json.loads(gallery.response_for("r9")) == {"request_id": "r9", "ok": True}
+    with pytest.raises(AlreadyDone):
+        gallery.remove("alice", request_id="r9")
+    assert gallery.list_people()[0].name == "alice"
+
+
+def test_request_history_is_bounded(gallery, monkeypatch):
+    monkeypatch.setattr(store, "REQUEST_HISTORY", 5)
+    for i in range(12):
+        gallery.enroll("p{}".format(i), [sample(i)], "fp", request_id="req-{}".format(i))
+    kept = [i for i in range(12) if gallery.response_for("req-{}".format(i))]
+    assert kept == list(range(6, 12))  # the newest (bound + 1, since the bound counts older ones)
+
+
+def test_embeddings_of_another_length_are_refused_for_the_same_model(gallery):
+    gallery.enroll("alice", [sample(1)], "fp")
+    with pytest.raises(GalleryError, match="does not fit model fp"):
+        gallery.enroll("bob", [Sample(CROP, vec(2, 512), "b")], "fp")
+    gallery.enroll("bob", [Sample(CROP, vec(2, 512), "b")], "other-fp")
+
+
+def test_negative_from_the_gallery_vetoes_in_the_matcher(gallery):
+    alice = vec(1)
+    stranger = alice + 0.6 * vec(2)
+    stranger /= np.linalg.norm(stranger)
+    gallery.enroll("alice", [Sample(CROP, alice, "a")], "fp")
+    gallery.enroll("bob", [sample(3)], "fp")
+    assert Matcher.from_gallery(gallery, "fp", 0.5).match(stranger[None])[0].identity == "alice"
+    gallery.add_negative("alice", [Sample(CROP, stranger, "not alice")], "fp")
+    assert gallery.list_people()[0].negatives == 1
+    matcher = Matcher.from_gallery(gallery, "fp", 0.5)
+    vetoed = matcher.match(stranger[None])[0]
+    assert vetoed.identity is None and vetoed.vetoed_by_negative
+    assert matcher.match(alice[None])[0].identity == "alice"
+    with pytest.raises(GalleryError, match="no person named 'carol'"):
+        gallery.add_negative("carol", [sample(4)], "fp")
+
+
+def test_reembed_skips_samples_removed_meanwhile(tmp_path):
+    path = str(tmp_path / "g.db")
+    with Gallery(path) as gallery, Gallery(path) as other:
+        gallery.enroll("alice", [sample(1)], "old")
+        gallery.enroll("bob", [sample(2)], "old")
+
+        def embed(crops):
+            other.remove("bob")  # another process removes bob while we embed
+            return np.vstack([vec(7, 64)] * len(crops))
+
+        gallery.reembed("new", embed)
+        assert gallery.embeddings("new").names == ["alice"]
+        assert gallery.missing_embeddings("new") == []
+
+
+def test_reembed_is_resumable_after_a_failure(gallery):
+    gallery.enroll("alice", [sample(i) for i in range(5)], "old")
+    calls = []
+
+    def flaky(crops):
+        calls.append(len(crops))
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+        return np.vstack([vec(50 + i, 64) for i in range(len(crops))])
+
+    with pytest.raises(RuntimeError):
+        gallery.reembed("new", flaky, batch=2)
+    assert len(gallery.embeddings("new").names) == 2  # the first batch was committed
+    assert gallery.reembed("new", flaky, batch=2) == 3
+    assert len(gallery.embeddings("new").names) == 5
+
+
+def test_failed_archive_import_changes_nothing(tmp_path, gallery):
+    gallery.enroll("alice", [sample(1)], "fp")
+    gallery.enroll("bob", [sample(2)], "fp")
+    path = str(tmp_path / "g.tar.gz")
+    archive.export_archive(gallery, path)
+    with open(path, "rb") as f:
+        data = f.read()
+    truncated = str(tmp_path / "cut.tar.gz")
+    with open(truncated, "wb") as f:
+        f.write(data[:len(data) * 2 // 3])
+    with Gallery(str(tmp_path / "copy.db")) as copy:
+        copy.enroll("carol", [sample(3)], "fp")
+        version = copy.version
+        with pytest.raises(GalleryError, match="archive"):
+            archive.import_archive(copy, truncated)
+        assert [p.name for p in copy.list_people()] == ["carol"] and copy.version == version
+        with pytest.raises(GalleryError, match="not a readable faceedge gallery archive"):
+            archive.import_archive(copy, str(tmp_path / "missing.tar.gz"))
+
+
+def test_import_records_is_one_change(gallery):
+    version = gallery.version
+    records = [Record("ann", False, store.encode_crop(CROP), "x", 123.0, {"fp": vec(1)}),
+               Record("zed", True, store.encode_crop(CROP), "x", None, {"fp": vec(2)}),   # nobody to veto
+               Record("ann", True, None, "x", None, {"fp": vec(3)})]
+    assert gallery.import_records(records) == (2, 1)
+    assert gallery.version == version + 1
+    assert [(p.name, p.samples, p.negatives) for p in gallery.list_people()] == [("ann", 1, 1)]
+    bad = [Record("ben", False, None, "x", None, {"fp": vec(1)}), Record("bo/b", False, None, "x", None, {"fp": vec(2)})]
+    with pytest.raises(GalleryError, match="path separators"):
+        gallery.import_records(bad)
+    assert [p.name for p in gallery.list_people()] == ["ann"]
+
+
+def test_seed_format_variants(tmp_path):
+    csv_path = tmp_path / "brackets.csv"
+    csv_path.write_text('name,embedding\nann,"[0.1, 0.2, 0.3]"\nben,"0.3 0.2 0.1"\n')
+    pairs = importers.read_csv(str(csv_path))
+    assert [p[0] for p in pairs] == ["ann", "ben"] and pairs[1][1].tolist() == pytest.approx([0.3, 0.2, 0.1])
+    np.save(str(tmp_path / "enc.npy"), np.vstack([vec(1, 4)]))
+    np.save(str(tmp_path / "names.npy"), np.array([b"caf\xc3\xa9"]))
+    assert importers.read_npy_pair(str(tmp_path / "enc.npy"), str(tmp_path / "names.npy"))[0][0] == u"café"
+    np.save(str(tmp_path / "obj.npy"), np.array(["x", None], dtype=object), allow_pickle=True)
+    with pytest.raises(GalleryError, match="without pickle"):
+        importers.read_npy_pair(str(tmp_path / "enc.npy"), str(tmp_path / "obj.npy"))
+    js = tmp_path / "nested.json"
+    js.write_text(json.dumps({"dir/Jo_Doe_0003.png": [[0.0, 1.0]], "Jo_Doe_0004.png": [1.0, 0.0]}))
+    assert [p[0] for p in importers.read_json(str(js))] == ["Jo_Doe", "Jo_Doe"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ann,0.1,0.2\nben,zero,0.1\n")
+    with pytest.raises(GalleryError, match="line 2"):
+        importers.read_csv(str(bad))
+
+
+def test_a_writer_in_another_process_is_waited_for(tmp_path):
+    path = str(tmp_path / "g.db")
+    Gallery(path).close()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")   # e.g. the daemon in the middle of a change
+    with Gallery(path, timeout_s=0.05) as impatient:
+        with pytest.raises(GalleryError, match="could not be written.*locked"):
+            impatient.enroll("alice", [sample(1)], "fp")
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    with Gallery(path) as patient:
+        patient.enroll("alice", [sample(1)], "fp")   # waits for the lock instead of failing
+        assert [p.name for p in patient.list_people()] == ["alice"]
+    release.join()
+    holder.close()

@@ -312,9 +312,10 @@ def _config_source(tmp_path, video=None):
     else:
         text = MINIMAL_CONFIG
     if video is not None:
-        # Point the first camera at the sample video (the example's camera key is `source`).
-        text, n = re.subn(r'(?m)^(\s*source\s*=\s*)".*?"', r'\g<1>"{}"'.format(video), text, count=1)
-        assert n == 1, "examples/faceedge.toml has no camera `source = \"...\"` line to point at the video"
+        # The example ships with its cameras commented out (an appliance without a camera must
+        # not crash-loop): add one for the sample video.
+        assert not re.search(r'(?m)^\s*\[\[cameras\]\]', text), "the example already has a camera"
+        text += '\n[[cameras]]\nname = "door"\nsource = "{}"\n'.format(video)
     path = tmp_path / "source.toml"
     path.write_text(text)
     return str(path)
@@ -450,7 +451,7 @@ def test_real_install_runs_daemon(tmp_path, model_dir, facedata):
         creds = tmp_path / "credentials"
         creds.mkdir()
         shutil.copy(str(etc / "mqtt_password"), str(creds / "mqtt_password"))
-        env = dict(os.environ, NOTIFY_SOCKET=notify_path, CREDENTIALS_DIRECTORY=str(creds),
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path, CREDENTIALS_DIRECTORY=str(creds), STATE_DIRECTORY=str(state),
                    HOME=str(state), PYTHONUNBUFFERED="1")
         log_path = tmp_path / "daemon.log"
         with open(str(log_path), "w") as log:

@@ -65,3 +65,67 @@ def test_100k_search_is_exact():
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
     sims, idx = ExactIndex(matrix).search(matrix[[12345]], 1)
     assert idx[0, 0] == 12345 and abs(sims[0, 0] - 1) < 1e-5
+
+
+def _reference(vectors, ids, names, neg, threshold, query, top_k):
+    """Per-person best sample, best first; first person above threshold whose negatives do not veto."""
+    sims = vectors.dot(query)
+    people = sorted(set(ids[~neg].tolist()), key=lambda p: -sims[(ids == p) & ~neg].max())
+    best = [(p, float(sims[(ids == p) & ~neg].max())) for p in people]
+    for p, score in best:
+        if score < threshold:
+            break
+        negs = (ids == p) & neg
+        if negs.any() and sims[negs].max() >= score:
+            continue
+        return p, best[:top_k]
+    return None, best[:top_k]
+
+
+def test_matches_the_brute_force_reference():
+    rng = np.random.RandomState(5)
+    centres = rng.normal(size=(40, 16))
+    ids = np.repeat(np.arange(40), rng.randint(1, 120, 40))   # some people with many samples
+    vectors = centres[ids] + 0.6 * rng.normal(size=(len(ids), 16))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    neg = rng.rand(len(ids)) < 0.05
+    names = ["p{}".format(i) for i in ids]
+    matcher = Matcher(vectors, ids, names, neg, 0.6, top_k=5)
+    queries = centres[rng.randint(0, 40, 200)] + 0.8 * rng.normal(size=(200, 16))
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    vetoes = 0
+    for query, result in zip(queries, matcher.match(queries)):
+        person, top = _reference(vectors, ids, names, neg, 0.6, query, 5)
+        assert result.person_id == person
+        assert [c.person_id for c in result.candidates] == [p for p, _ in top]
+        np.testing.assert_allclose([c.similarity for c in result.candidates], [s for _, s in top], atol=1e-5)
+        vetoes += result.vetoed_by_negative
+    assert vetoes > 0   # the data exercised the veto
+
+
+def test_threshold_is_inclusive_and_per_matcher():
+    v = np.vstack([unit([1, 0]), unit([0, 1])])
+    q = unit([1, 1])[None]          # cosine 0.7071 to both
+    assert Matcher(v, [1, 2], ["a", "b"], [False, False], 0.70).match(q)[0].identity in ("a", "b")
+    assert Matcher(v, [1, 2], ["a", "b"], [False, False], 0.71).match(q)[0].identity is None
+
+
+def test_search_speed_over_100k_is_reported():
+    """Not a timed assertion: prints median ms per batch for the report (run with -s)."""
+    import time
+    rng = np.random.RandomState(2)
+    for dim in (128, 512):
+        matrix = rng.normal(size=(100000, dim)).astype(np.float32)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+        ids = rng.randint(0, 20000, 100000)
+        neg = rng.rand(100000) < 0.01
+        matcher = Matcher(matrix, ids, ["p{}".format(i) for i in ids], neg, 0.5)
+        for batch in (1, 16):
+            times = []
+            for _ in range(7):
+                rows = rng.choice(np.flatnonzero(~neg), batch)
+                start = time.perf_counter()
+                results = matcher.match(matrix[rows])
+                times.append(time.perf_counter() - start)
+                assert all(r.candidates[0].person_id == ids[row] for r, row in zip(results, rows))
+            print("100k x {}-d, batch {}: median {:.1f} ms per batch".format(dim, batch, 1000 * np.median(times)))

@@ -7,7 +7,7 @@ import time
 
 from edge.daemon.config import config_from_dict
 from edge.daemon.publisher import Publisher
-from tests.broker import Broker, Subscriber, broker  # noqa: F401  (fixture)
+from tests.broker import Broker, Subscriber, broker, free_port  # noqa: F401  (fixture)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,9 +110,7 @@ def test_commands_sent_while_offline_arrive_on_reconnect(broker, tmp_path):
 
 
 def test_wrong_password_is_a_clear_error_not_a_crash(tmp_path):
-    pw = tmp_path / "passwd"
-    subprocess.check_call(["mosquitto_passwd", "-b", "-c", str(pw), "door", "right"])
-    broker = Broker(tmp_path / "b", extra_config="password_file {}".format(pw), allow_anonymous=False)
+    broker = Broker(tmp_path / "b", users={"door": "right"})
     try:
         pub = Publisher(make_config(broker.port, tmp_path, username="door", password="wrong"))
         pub.start()
@@ -121,6 +119,32 @@ def test_wrong_password_is_a_clear_error_not_a_crash(tmp_path):
             time.sleep(0.05)
         assert pub.last_error in ("bad user name or password", "not authorised")
         assert not pub.connected
+        pub.publish_event(json.dumps({"n": 1}))       # still accepted: queued on disk
+        assert pub.outbox.depth == 1
+        pub.stop()
+        ok = Publisher(make_config(broker.port, tmp_path, username="door", password="right"))
+        ok.start()
+        assert ok.drain(20)                            # the queued event went out with the right password
+        assert ok.last_error is None and ok.connected
+        ok.stop()
+    finally:
+        broker.stop()
+
+
+def test_unreachable_broker_is_logged_and_retried_not_a_crash(tmp_path, caplog):
+    port = free_port()                                 # nothing listens yet
+    pub = Publisher(make_config(port, tmp_path))
+    pub.start()
+    deadline = time.monotonic() + 10
+    while pub.last_error is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pub.last_error == "broker unreachable"
+    assert any("cannot reach the MQTT broker" in r.getMessage() for r in caplog.records)
+    pub.publish_event(json.dumps({"n": 1}))
+    broker = Broker(tmp_path / "late", port=port)      # the broker comes up later: picked up by the retry
+    try:
+        assert pub.drain(60)
+        assert pub.connected
         pub.stop()
     finally:
         broker.stop()

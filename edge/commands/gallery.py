@@ -1,14 +1,17 @@
-"""`faceedge gallery list|remove|rename|export|import`."""
+"""`faceedge gallery list|remove|rename|export|import|reembed`."""
 import json
 import os
 
-from edge.commands._options import add_gallery_option, open_gallery_from_args
+import sys
+
+from edge.commands._options import add_gallery_option, add_model_options, open_gallery_from_args, pipeline_from_args
 from edge.errors import FaceEdgeError
-from edge.gallery import importers
+from edge.gallery import archive, importers
+from edge.progress import ProgressBar
 
 
 def register(subparsers):
-    parser = subparsers.add_parser("gallery", help="list, remove, rename, export and import people")
+    parser = subparsers.add_parser("gallery", help="list, remove, rename, export, import and re-embed people")
     sub = parser.add_subparsers(dest="gallery_command", metavar="ACTION")
     p = sub.add_parser("list", help="people with their sample counts")
     p.add_argument("--json", action="store_true",
@@ -33,6 +36,12 @@ def register(subparsers):
     p.add_argument("--format", choices=("auto", "archive", "csv", "npy", "json"), default="auto")
     p.add_argument("--fingerprint", help="model fingerprint of imported embeddings (default: import:<file>)")
     p.set_defaults(func=run_import)
+    p = sub.add_parser("reembed", help="embed the kept face crops with the current model (after a model change)",
+                       description="Embeds every stored face crop that has no embedding for the chosen model; "
+                                   "each batch is committed, so an interrupted run resumes where it stopped. "
+                                   "`identify` does this by itself when needed.")
+    add_model_options(p)
+    p.set_defaults(func=run_reembed)
     for p in sub.choices.values():
         add_gallery_option(p)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -70,7 +79,7 @@ def run_rename(args):
 
 def run_export(args):
     with open_gallery_from_args(args) as gallery:
-        count = importers.export_archive(gallery, args.file)
+        count = archive.export_archive(gallery, args.file)
     print("exported {} samples to {}".format(count, args.file))
     return 0
 
@@ -79,7 +88,7 @@ def _format_of(files, declared):
     if declared != "auto":
         return declared
     first = files[0].lower()
-    if first.endswith((".tar.gz", ".tgz")):
+    if first.endswith((".tar.gz", ".tgz", ".tar")):
         return "archive"
     for ext, fmt in ((".csv", "csv"), (".npy", "npy"), (".json", "json")):
         if first.endswith(ext):
@@ -94,7 +103,7 @@ def run_import(args):
             raise FaceEdgeError("{}: no such file".format(path))
     with open_gallery_from_args(args) as gallery:
         if fmt == "archive":
-            count = sum(importers.import_archive(gallery, path) for path in args.files)
+            count = sum(archive.import_archive(gallery, path) for path in args.files)
         else:
             if fmt == "npy":
                 if len(args.files) != 2:
@@ -105,7 +114,31 @@ def run_import(args):
                 pairs = importers.read_csv(args.files[0])
             else:
                 pairs = importers.read_json(args.files[0])
-            fingerprint = args.fingerprint or "import:" + os.path.basename(args.files[0])
+            fingerprint = args.fingerprint or importers.default_fingerprint(args.files[0])
             count = importers.import_embeddings(gallery, pairs, fingerprint, os.path.basename(args.files[0]))
     print("imported {} samples".format(count))
+    return 0
+
+
+def reembed_missing(gallery, pipeline, quiet=False):
+    """Embed the kept crops that lack an embedding for this pipeline's model; returns how many."""
+    missing = len(gallery.missing_embeddings(pipeline.recognizer_fingerprint))
+    if not missing:
+        return 0
+    if not quiet:
+        print("re-embedding {} face crop{} for model {}".format(missing, "" if missing == 1 else "s",
+                                                                pipeline.recognizer_fingerprint[:12]), file=sys.stderr)
+    bar = ProgressBar(missing, "re-embedding", enabled=None if not quiet else False)
+    done = gallery.reembed(pipeline.recognizer_fingerprint, pipeline.embed_crops, progress=bar.update)
+    bar.close()
+    return done
+
+
+def run_reembed(args):
+    pipeline = pipeline_from_args(args)
+    with open_gallery_from_args(args) as gallery:
+        done = reembed_missing(gallery, pipeline, quiet=True)
+        summary = gallery.summary()
+    print("re-embedded {} face crop{}; {} samples, model {}".format(done, "" if done == 1 else "s",
+                                                                    summary.samples, pipeline.recognizer_fingerprint))
     return 0

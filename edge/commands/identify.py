@@ -4,6 +4,7 @@ import sys
 
 from edge.batch_reader import map_images
 from edge.commands._options import add_gallery_option, add_model_options, open_gallery_from_args, pipeline_from_args
+from edge.commands.gallery import reembed_missing
 from edge.matching import Matcher
 
 
@@ -30,8 +31,13 @@ def _quality(q):
 def run(args):
     pipeline = pipeline_from_args(args, threads=1)
     gallery = open_gallery_from_args(args)
+    reembed_missing(gallery, pipeline)   # after a model change, the kept crops are embedded once
     matcher = Matcher.from_gallery(gallery, pipeline.recognizer_fingerprint,
                                    args.threshold if args.threshold is not None else pipeline.threshold)
+    if not len(matcher.index or ()) and gallery.summary().samples:
+        print("warning: the gallery has samples but none for the active model {}; imported embeddings "
+              "match only under the --fingerprint they were imported with".format(pipeline.recognizer_fingerprint[:12]),
+              file=sys.stderr)
     gallery.close()
     failed = 0
     for item, faces in map_images(args.images, pipeline.process):

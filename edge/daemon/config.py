@@ -10,6 +10,8 @@ import socket
 from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
 from edge.errors import ConfigError
+from edge.gallery.store import MAX_NAME_LENGTH
+from edge.models.manifest import DETECTOR_FAMILIES, PROFILES, RECOGNIZER_FAMILIES
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -29,8 +31,10 @@ def default_device_id():
     return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "faceedge"
 
 
-Models = NamedTuple("Models", [("profile", str), ("dir", str), ("backend", str), ("detector", str),
-                               ("recognizer", str), ("threads", int)])
+Models = NamedTuple("Models", [("profile", str), ("dir", str), ("backend", str), ("detector_family", str),
+                               ("detector_path", str), ("recognizer_family", str), ("recognizer_path", str),
+                               ("threads", int),
+                               ("detector", str), ("recognizer", str)])  # derived "family:path" or ""
 Engines = NamedTuple("Engines", [("dir", str), ("build_on_start", bool), ("precision", str), ("max_batch", int),
                                  ("calibration_dir", str)])
 GalleryConfig = NamedTuple("GalleryConfig", [("path", str)])
@@ -41,15 +45,27 @@ Recognition = NamedTuple("Recognition", [("threshold", float), ("min_quality", f
                                          ("det_confidence", float), ("min_face_px", int), ("track_iou", float),
                                          ("track_timeout_s", float), ("decision_min_frames", int),
                                          ("confident_margin", float), ("flip", bool)])
-Mqtt = NamedTuple("Mqtt", [("host", str), ("port", int), ("prefix", str), ("client_id", str), ("username", str),
+_Mqtt = NamedTuple("Mqtt", [("host", str), ("port", int), ("prefix", str), ("client_id", str), ("username", str),
                            ("password", str), ("password_file", str), ("tls_ca", str), ("tls_cert", str),
                            ("tls_key", str), ("tls_insecure", bool), ("qos", int), ("keepalive", int),
                            ("stats_interval_s", float), ("discovery_prefix", str), ("queue_dir", str),
-                           ("queue_max_events", int)])
+                           ("queue_max_events", int), ("queue_full", str)])
+
+
+class Mqtt(_Mqtt):
+    __slots__ = ()
+
+    def __repr__(self):
+        # The password must never reach a log line.
+        shown = self._replace(password="***" if self.password else "")
+        return "Mqtt(" + ", ".join("{}={!r}".format(f, v) for f, v in zip(self._fields, shown)) + ")"
+
+
 Snapshots = NamedTuple("Snapshots", [("enabled", bool), ("quality", int)])
 Limits = NamedTuple("Limits", [("max_payload_bytes", int), ("max_image_bytes", int), ("max_image_pixels", int),
-                               ("max_images_per_command", int), ("max_faces_per_frame", int)])
-Logging = NamedTuple("Logging", [("level", str)])
+                               ("max_images_per_command", int), ("max_faces_per_frame", int),
+                               ("max_name_length", int)])
+Logging = NamedTuple("Logging", [("level", str), ("journal", str)])
 
 
 class Config(NamedTuple("Config", [("source", str), ("device_id", str), ("models", Models), ("engines", Engines),
@@ -59,9 +75,8 @@ class Config(NamedTuple("Config", [("source", str), ("device_id", str), ("models
     __slots__ = ()
 
     def __repr__(self):
-        # The password must never reach a log line.
-        masked = self._replace(mqtt=self.mqtt._replace(password="***" if self.mqtt.password else ""))
-        return "Config(" + ", ".join("{}={!r}".format(f, v) for f, v in zip(self._fields, masked)) + ")"
+        # Mqtt's own repr masks the password.
+        return "Config(" + ", ".join("{}={!r}".format(f, v) for f, v in zip(self._fields, self)) + ")"
 
     @property
     def topic_root(self):
@@ -89,6 +104,12 @@ def _name(value):
     return None if _NAME.match(value) else "must be 1-64 letters, digits, '_' or '-'"
 
 
+def _family(families):
+    def check(value):
+        return None if not value or value in families else "must be one of {}".format(", ".join(families))
+    return check
+
+
 def _topic_part(value):
     return None if value and not any(c in value for c in "+#\x00") else "must be non-empty, without '+', '#' or NUL"
 
@@ -97,7 +118,9 @@ SCHEMA = {
     "device": [("id", str, "", lambda v: None if not v or _NAME.match(v) else "must be letters, digits, '_' or '-'")],
     "models": [("profile", str, "default", None), ("dir", str, "", None),
                ("backend", str, "auto", _one_of("auto", "tensorrt", "onnxruntime")),
-               ("detector", str, "", None), ("recognizer", str, "", None), ("threads", int, 0, _between(0, 256))],
+               ("detector_family", str, "", _family(DETECTOR_FAMILIES)), ("detector_path", str, "", None),
+               ("recognizer_family", str, "", _family(RECOGNIZER_FAMILIES)), ("recognizer_path", str, "", None),
+               ("threads", int, 0, _between(0, 256))],
     "engines": [("dir", str, "", None), ("build_on_start", bool, True, None),
                 ("precision", str, "auto", _one_of("auto", "fp16", "int8", "fp32")),
                 ("max_batch", int, 32, _between(1, 1024)), ("calibration_dir", str, "", None)],
@@ -115,14 +138,17 @@ SCHEMA = {
              ("tls_ca", str, "", None), ("tls_cert", str, "", None), ("tls_key", str, "", None),
              ("tls_insecure", bool, False, None), ("qos", int, 1, _between(0, 2)), ("keepalive", int, 60, _between(5, 3600)),
              ("stats_interval_s", float, 30.0, _between(0.1, 86400)), ("discovery_prefix", str, "homeassistant", None),
-             ("queue_dir", str, "", None), ("queue_max_events", int, 10000, _between(10, 10000000))],
+             ("queue_dir", str, "", None), ("queue_max_events", int, 10000, _between(10, 10000000)),
+             ("queue_full", str, "drop_oldest", _one_of("drop_oldest", "drop_newest"))],
     "snapshots": [("enabled", bool, False, None), ("quality", int, 85, _between(1, 100))],
     "limits": [("max_payload_bytes", int, 8 * 1024 * 1024, _between(1024, 1 << 30)),
                ("max_image_bytes", int, 4 * 1024 * 1024, _between(1024, 1 << 30)),
                ("max_image_pixels", int, 16000000, _between(1024, 1 << 31)),
                ("max_images_per_command", int, 20, _between(1, 1000)),
-               ("max_faces_per_frame", int, 20, _between(1, 1000))],
-    "logging": [("level", str, "info", _one_of("debug", "info", "warning", "error"))],
+               ("max_faces_per_frame", int, 20, _between(1, 1000)),
+               ("max_name_length", int, 100, _between(1, MAX_NAME_LENGTH))],
+    "logging": [("level", str, "info", _one_of("debug", "info", "warning", "error")),
+                ("journal", str, "auto", _one_of("auto", "yes", "no"))],
 }
 CAMERA_SCHEMA = [("name", str, None, _name), ("source", str, None, lambda v: None if v else "must not be empty"),
                  ("type", str, "auto", _one_of("auto", "file", "v4l2", "url", "csi", "usb", "rtsp", "gstreamer")),
@@ -165,13 +191,17 @@ def _section(source, prefix, table, schema):
     return values
 
 
-def _read_secret(path, what):
-    # type: (str, str) -> str
+def _read_secret(source, key, path, allow_empty=False):
+    # type: (str, str, str, bool) -> str
     try:
         with open(path) as f:
-            return f.read().strip()
+            secret = f.read().strip()
     except (IOError, OSError) as exc:
-        raise ConfigError("cannot read the {} from {}: {}".format(what, path, exc.strerror or exc))
+        raise ConfigError("{}: {}: cannot read {}: {}; check the path and its permissions".format(
+            source, key, path, exc.strerror or exc))
+    if not secret and not allow_empty:
+        raise ConfigError("{}: {}: {} is empty".format(source, key, path))
+    return secret
 
 
 def config_from_dict(data, source="<config>"):
@@ -180,11 +210,14 @@ def config_from_dict(data, source="<config>"):
     for key in data:
         if key not in known:
             raise ConfigError("{}: {}: unknown section (known: {})".format(source, key, ", ".join(sorted(known))))
+    logging_table = data.get("logging")
+    if isinstance(logging_table, dict) and isinstance(logging_table.get("journal"), bool):
+        # journal = true/false reads naturally in TOML; stored as "yes"/"no" beside "auto".
+        data = dict(data, logging=dict(logging_table, journal="yes" if logging_table["journal"] else "no"))
     sections = dict((name, _section(source, name, data.get(name, {}), schema)) for name, schema in SCHEMA.items())
     device_id = sections["device"][0] or default_device_id()
     base = data_dir()
-    models = Models(*sections["models"])
-    models = models._replace(dir=os.path.expanduser(models.dir) if models.dir else os.path.join(base, "models"))
+    models = _models(source, Models(*(sections["models"] + ["", ""])), base)
     engines = Engines(*sections["engines"])
     engines = engines._replace(dir=engines.dir or os.path.join(base, "engines"))
     gallery = GalleryConfig(os.path.expanduser(sections["gallery"][0]) or os.path.join(base, "gallery.db"))
@@ -201,22 +234,65 @@ def config_from_dict(data, source="<config>"):
         if any(c.name == camera.name for c in cameras):
             raise ConfigError("{}: cameras[{}].name: {!r} is used by another camera".format(source, i, camera.name))
         cameras.append(camera)
-    mqtt = Mqtt(*sections["mqtt"])
-    password = mqtt.password
-    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    if mqtt.password_file:
-        password = _read_secret(os.path.expanduser(mqtt.password_file), "MQTT password")
-    elif credentials and os.path.isfile(os.path.join(credentials, "mqtt_password")):
-        password = _read_secret(os.path.join(credentials, "mqtt_password"), "MQTT password")
-    mqtt = mqtt._replace(password=password, client_id=mqtt.client_id or "faceedge-" + device_id,
-                         queue_dir=mqtt.queue_dir or os.path.join(base, "queue"))
+    mqtt = _mqtt(source, Mqtt(*sections["mqtt"]), device_id, base)
     return Config(source, device_id, models, engines, gallery, cameras, Recognition(*sections["recognition"]),
                   mqtt, Snapshots(*sections["snapshots"]), Limits(*sections["limits"]), Logging(*sections["logging"]))
 
 
+def _models(source, models, base):
+    # type: (str, Models, str) -> Models
+    if models.profile not in PROFILES:
+        raise ConfigError("{}: models.profile: must be one of {}, got {!r}".format(
+            source, ", ".join(sorted(PROFILES)), models.profile))
+    refs = {}
+    for role in ("detector", "recognizer"):
+        family, path = getattr(models, role + "_family"), getattr(models, role + "_path")
+        if bool(family) != bool(path):
+            missing = "path" if family else "family"
+            raise ConfigError("{}: models.{}_{}: is required when models.{}_{} is set (custom ONNX by family)"
+                              .format(source, role, missing, role, "family" if family else "path"))
+        refs[role] = "{}:{}".format(family, os.path.expanduser(path)) if family else ""
+    return models._replace(dir=os.path.expanduser(models.dir) if models.dir else os.path.join(base, "models"),
+                           detector_path=os.path.expanduser(models.detector_path),
+                           recognizer_path=os.path.expanduser(models.recognizer_path), **refs)
+
+
+def _mqtt(source, mqtt, device_id, base):
+    # type: (str, Mqtt, str, str) -> Mqtt
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+
+    def credential(name):
+        # type: (str) -> str
+        path = os.path.join(credentials, name) if credentials else ""
+        return path if path and os.path.isfile(path) else ""
+
+    if mqtt.password and mqtt.password_file:
+        raise ConfigError("{}: mqtt.password_file: set either mqtt.password or mqtt.password_file, not both"
+                          .format(source))
+    password = mqtt.password
+    if mqtt.password_file:
+        password = _read_secret(source, "mqtt.password_file", os.path.expanduser(mqtt.password_file))
+    elif not password and credential("mqtt_password"):
+        # install.sh always provides the credential; left empty it means an anonymous broker.
+        password = _read_secret(source, "$CREDENTIALS_DIRECTORY/mqtt_password", credential("mqtt_password"),
+                                allow_empty=True)
+    if (mqtt.password or mqtt.password_file) and not mqtt.username:
+        raise ConfigError("{}: mqtt.username: is required when a password is set".format(source))
+    tls_key = os.path.expanduser(mqtt.tls_key) or credential("mqtt_tls_key")
+    for key, path in (("tls_ca", mqtt.tls_ca), ("tls_cert", mqtt.tls_cert), ("tls_key", mqtt.tls_key)):
+        if path and path != "system" and not os.path.isfile(os.path.expanduser(path)):
+            raise ConfigError("{}: mqtt.{}: file not found: {}".format(source, key, path))
+    if mqtt.tls_key and not mqtt.tls_cert:
+        raise ConfigError("{}: mqtt.tls_cert: is required with mqtt.tls_key (client certificate)".format(source))
+    return mqtt._replace(password=password, client_id=mqtt.client_id or "faceedge-" + device_id,
+                         queue_dir=os.path.expanduser(mqtt.queue_dir) or os.path.join(base, "queue"),
+                         tls_ca=os.path.expanduser(mqtt.tls_ca), tls_cert=os.path.expanduser(mqtt.tls_cert),
+                         tls_key=tls_key if mqtt.tls_cert else "")
+
+
 def _toml():
     try:
-        import tomllib
+        import tomllib  # novermin (3.11+, tomli below)
         return tomllib
     except ImportError:
         import tomli

@@ -1,7 +1,8 @@
 """paho-mqtt 1.6 (Python 3.6, JetPack 4.6) and 2.x behind one small adapter."""
 import logging
 import ssl
-from typing import Callable, Optional
+import time
+from typing import Any, Callable, Optional
 
 import paho.mqtt.client as mqtt
 
@@ -32,13 +33,17 @@ class MqttClient(object):
         if settings.username:
             client.username_pw_set(settings.username, settings.password or None)
         if settings.tls_ca or settings.tls_cert:
-            client.tls_set(ca_certs=settings.tls_ca or None, certfile=settings.tls_cert or None,
+            # tls_ca "system": the system's CA store (a broker with a public certificate).
+            ca = None if settings.tls_ca in ("", "system") else settings.tls_ca
+            client.tls_set(ca_certs=ca, certfile=settings.tls_cert or None,
                            keyfile=settings.tls_key or None, cert_reqs=ssl.CERT_REQUIRED)
             client.tls_insecure_set(settings.tls_insecure)
         client.reconnect_delay_set(1, 30)
         client.max_queued_messages_set(0)
         client.on_connect = self._connect
         client.on_disconnect = self._disconnect
+        if hasattr(client, "on_connect_fail"):
+            client.on_connect_fail = self._connect_fail
         client.on_publish = self._publish
         client.on_message = self._message
         self.client = client
@@ -48,6 +53,8 @@ class MqttClient(object):
         self._on_message = on_message
         self.connected = False
         self.last_error = None  # type: Optional[str]
+        self._failures = 0
+        self._last_warning = 0.0
 
     def start(self):
         # type: () -> None
@@ -57,14 +64,33 @@ class MqttClient(object):
             log.warning("MQTT broker %s:%s: %s", self.settings.host, self.settings.port, exc)
         self.client.loop_start()
 
+    def _warn(self, text):
+        # type: (str) -> None
+        # First failure, then at most every 5 minutes: a long outage must not flood the journal.
+        self._failures += 1
+        now = time.monotonic()
+        if self._failures == 1 or now - self._last_warning >= 300:
+            self._last_warning = now
+            log.warning("%s (attempt %d; retrying with backoff up to 30 s)", text, self._failures)
+
+    def _connect_fail(self, client, userdata, *rest):
+        self._warn("cannot reach the MQTT broker {}:{}; check mqtt.host/mqtt.port and that the broker runs"
+                   .format(self.settings.host, self.settings.port))
+        self.last_error = "broker unreachable"
+
     def _connect(self, client, userdata, flags, rc, *rest):
         code = _code(rc)
         if code != 0:
-            self.last_error = _CONNACK.get(code, "refused (code {})".format(code))
-            log.error("MQTT broker %s:%s refused the connection: %s", self.settings.host, self.settings.port,
-                      self.last_error)
+            error = _CONNACK.get(code, "refused (code {})".format(code))
+            if code in (134, 135):      # paho 2.x reports MQTT 5 reason codes
+                error = "bad user name or password" if code == 134 else "not authorised"
+            what = " (check mqtt.username and the password)" if code in (4, 5, 134, 135) else ""
+            self._warn("MQTT broker {}:{} refused the connection: {}{}".format(
+                self.settings.host, self.settings.port, error, what))
+            self.last_error = error
             return
         self.last_error = None
+        self._failures = 0
         log.info("connected to MQTT broker %s:%s", self.settings.host, self.settings.port)
         self._on_connected()
         self.connected = True  # only now may the outbox sender start (after the resend reset)
@@ -86,6 +112,13 @@ class MqttClient(object):
         # type: (str, object, int, bool) -> Optional[int]
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         return info.mid if info.rc == mqtt.MQTT_ERR_SUCCESS else None
+
+    def publish_info(self, topic, payload, qos, retain=False):
+        # type: (str, object, int, bool) -> Optional[Any]
+        """paho's MQTTMessageInfo (is_published() after the PUBACK), or None when paho refused it.
+        A message published while the link is down is kept by paho and sent on reconnect."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        return info if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN) else None
 
     def subscribe(self, topic, qos):
         # type: (str, int) -> None

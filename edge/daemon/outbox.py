@@ -1,14 +1,19 @@
 """A bounded on-disk queue of events waiting for the broker's acknowledgement.
 
-SQLite in WAL mode with synchronous=NORMAL: an appended event survives a crash of the
-process (kill -9); after a power cut the last moments may be lost. An entry leaves the
-queue only after the broker acknowledged it (PUBACK), so delivery is at least once, in
-order. When full, the oldest entries are dropped and counted (visible in stats).
+SQLite in WAL mode with synchronous=NORMAL (the fsync policy): every append is committed
+before publish_event returns, so it survives a crash of the process (kill -9); the WAL is
+fsynced at checkpoints only, so a power cut may lose the last moments (an fsync per event
+would wear the SD card and cost milliseconds). An entry leaves the queue only after the
+broker acknowledged it (PUBACK), so delivery is at least once, in order.
+
+Bound: `mqtt.queue_max_events` entries. When full, `drop_oldest` (default) deletes the
+oldest entries, `drop_newest` refuses the new one; either way the dropped count is kept
+on disk and shown in stats (outbox.dropped).
 """
 import os
 import sqlite3
 import threading
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
 from edge.errors import FaceEdgeError
 
@@ -19,10 +24,16 @@ class OutboxError(FaceEdgeError):
     pass
 
 
+FULL_POLICIES = ("drop_oldest", "drop_newest")
+
+
 class Outbox(object):
-    def __init__(self, directory, capacity):
-        # type: (str, int) -> None
+    def __init__(self, directory, capacity, full_policy="drop_oldest"):
+        # type: (str, int, str) -> None
+        if full_policy not in FULL_POLICIES:
+            raise OutboxError("queue_full must be one of {}, got {!r}".format(", ".join(FULL_POLICIES), full_policy))
         self.capacity = capacity
+        self.full_policy = full_policy
         self._lock = threading.Lock()
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -40,11 +51,18 @@ class Outbox(object):
         self._depth = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
 
     def append(self, topic, payload):
-        # type: (str, bytes) -> None
+        # type: (str, bytes) -> Optional[int]
+        """Queue one message; returns its id (ids only grow: the sending order), or None when
+        the queue is full and the policy is drop_newest."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("INSERT INTO queue(topic, payload) VALUES (?, ?)", (topic, payload))
+                if self.full_policy == "drop_newest" and self._depth >= self.capacity:
+                    self._db.execute("UPDATE counters SET value = value + 1 WHERE key='dropped'")
+                    self._db.execute("COMMIT")
+                    return None
+                entry_id = int(self._db.execute("INSERT INTO queue(topic, payload) VALUES (?, ?)",
+                                                (topic, payload)).lastrowid)
                 self._depth += 1
                 excess = self._depth - self.capacity
                 if excess > 0:
@@ -53,6 +71,7 @@ class Outbox(object):
                     self._db.execute("UPDATE counters SET value = value + ? WHERE key='dropped'", (excess,))
                     self._depth -= excess
                 self._db.execute("COMMIT")
+                return entry_id
             except sqlite3.DatabaseError as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")

@@ -4,43 +4,53 @@ Topic root `<prefix>/<device_id>`:
   available        retained `online`; `offline` as last will and on clean stop
   events           QoS 1, not retained, through the on-disk outbox (at least once, in order)
   stats            periodic JSON, QoS 0
-  gallery/set      commands (the only subscription)
+  gallery/set      commands (the only subscription, QoS 1, persistent session)
   gallery/response answers, QoS 1
   gallery/state    retained summary
+  person/<slug>    retained presence per enrolled person; person/unknown for strangers
+                   (the Home Assistant entities' state topics, see discovery.py)
 Publishing never blocks the caller: events go to the outbox; a sender thread drains it.
 """
 import json
 import logging
 import threading
 import time
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from edge.daemon.config import Config
+from edge.daemon.discovery import UNKNOWN_SLUG, person_slug
 from edge.daemon.mqtt_client import MqttClient
-from edge.daemon.outbox import Outbox
+from edge.daemon.outbox import Entry, Outbox
+from edge.daemon.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT = 20
+IN_FLIGHT = 20          # events handed to paho and not yet acknowledged
 
 
 class Publisher(object):
-    def __init__(self, config):
-        # type: (Config) -> None
+    def __init__(self, config, notifier=None, telemetry=None):
+        # type: (Config, object, Optional[Telemetry]) -> None
         self.config = config
+        self.notifier = notifier
         self.root = config.topic_root
-        self.outbox = Outbox(config.mqtt.queue_dir, config.mqtt.queue_max_events)
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
+        self.outbox = Outbox(config.mqtt.queue_dir, config.mqtt.queue_max_events, config.mqtt.queue_full)
         self._client = MqttClient(config.mqtt, self.topic("available"), self._connected, self._disconnected,
                                   self._published, self._message)
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._in_flight = {}  # type: Dict[int, int]   mid -> outbox id
-        self._last_sent = 0
+        # Never hold a lock of ours while calling paho: paho calls on_publish holding its own
+        # message lock, and publish() takes that lock (a deadlock otherwise).
+        self._wake = threading.Event()
+        self._produced_lock = threading.Lock()
+        self._produced = {}  # type: Dict[int, float]   outbox id -> time.monotonic() when produced
         self._running = False
         self._command_handler = None  # type: Optional[Callable[[bytes], None]]
+        self._connect_hooks = []  # type: List[Callable[[], None]]
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-outbox")
         self._sender.daemon = True
         self.published_events = 0
+        self.last_latency_ms = None  # type: Optional[float]
+        self.mean_latency_ms = None  # type: Optional[float]
 
     def topic(self, suffix):
         # type: (str) -> str
@@ -52,6 +62,16 @@ class Publisher(object):
         return self._client.connected
 
     @property
+    def outbox_depth(self):
+        # type: () -> int
+        return self.outbox.depth
+
+    @property
+    def outbox_dropped(self):
+        # type: () -> int
+        return self.outbox.dropped
+
+    @property
     def last_error(self):
         # type: () -> Optional[str]
         return self._client.last_error
@@ -60,6 +80,11 @@ class Publisher(object):
         # type: (Callable[[bytes], None]) -> None
         """handler(payload) for gallery/set; called on paho's thread: hand work off quickly."""
         self._command_handler = handler
+
+    def on_connected(self, hook):
+        # type: (Callable[[], None]) -> None
+        """hook() after every (re)connect, on paho's thread: e.g. republish retained state."""
+        self._connect_hooks.append(hook)
 
     def start(self):
         # type: () -> None
@@ -71,23 +96,18 @@ class Publisher(object):
     def _connected(self):
         self._client.publish(self.topic("available"), "online", qos=1, retain=True)
         self._client.subscribe(self.topic("gallery/set"), qos=1)
-        with self._wake:
-            # Whatever was in flight when the link dropped is sent again (at least once).
-            self._in_flight.clear()
-            self._last_sent = 0
+        for hook in self._connect_hooks:
+            try:
+                hook()
+            except Exception:
+                log.exception("MQTT connect hook failed")
+        self._wake.set()
 
     def _disconnected(self):
-        with self._wake:
-            self._wake.notify_all()
+        self._wake.set()
 
     def _published(self, mid):
-        # Also the wake-up after a (re)connect: paho acknowledges the `online` publish.
-        with self._wake:
-            entry_id = self._in_flight.pop(mid, None)
-            if entry_id is not None:
-                self.outbox.ack(entry_id)
-                self.published_events += 1
-            self._wake.notify_all()
+        self._wake.set()
 
     def _message(self, topic, payload):
         if topic == self.topic("gallery/set") and self._command_handler is not None:
@@ -95,35 +115,67 @@ class Publisher(object):
 
     # -- the outbox sender ---------------------------------------------------------------
     def _send_loop(self):
-        while True:
-            with self._wake:
-                while self._running and (not self._client.connected or len(self._in_flight) >= IN_FLIGHT
-                                         or self.outbox.depth <= len(self._in_flight)):
-                    self._wake.wait(0.5)
-                if not self._running:
-                    return
-                batch = self.outbox.peek(self._last_sent, IN_FLIGHT - len(self._in_flight))
-                for entry in batch:
-                    mid = self._client.publish(entry.topic, entry.payload, qos=self.config.mqtt.qos or 1)
-                    if mid is None:
-                        break  # link lost meanwhile; resent after reconnect
-                    self._in_flight[mid] = entry.id
-                    self._last_sent = entry.id
-                if not batch:
-                    self._wake.wait(0.5)
+        # Each entry is handed to paho once; paho resends it after a reconnect until the
+        # PUBACK, and only then is it removed from disk. After a restart, the outbox resends.
+        in_flight = []  # type: List[Tuple[Any, Entry]]
+        last_sent = 0
+        qos = self.config.mqtt.qos or 1
+        while self._running:
+            self._wake.clear()
+            while in_flight and in_flight[0][0].is_published():
+                self._acknowledged(in_flight.pop(0)[1].id)
+            # PUBACKs may come out of order only across a reconnect: ack those too.
+            for item in [i for i in in_flight if i[0].is_published()]:
+                in_flight.remove(item)
+                self._acknowledged(item[1].id)
+            if self._client.connected and len(in_flight) < IN_FLIGHT:
+                for entry in self.outbox.peek(last_sent, IN_FLIGHT - len(in_flight)):
+                    info = self._client.publish_info(entry.topic, entry.payload, qos)
+                    if info is None:
+                        break       # refused by paho (not a lost link): retried next round
+                    in_flight.append((info, entry))
+                    last_sent = entry.id
+            self._wake.wait(0.5)
+
+    def _acknowledged(self, entry_id):
+        # type: (int) -> None
+        self.outbox.ack(entry_id)
+        self.published_events += 1
+        with self._produced_lock:
+            produced = self._produced.pop(entry_id, None)
+        if produced is not None:
+            # produced -> PUBACK: queueing, link and broker together.
+            ms = (time.monotonic() - produced) * 1000.0
+            self.last_latency_ms = ms
+            self.mean_latency_ms = ms if self.mean_latency_ms is None else 0.9 * self.mean_latency_ms + 0.1 * ms
 
     # -- what the daemon publishes -------------------------------------------------------
-    def publish_event(self, payload_json):
-        # type: (str) -> None
-        with self._wake:
-            self.outbox.append(self.topic("events"), payload_json.encode("utf-8"))
-            self._wake.notify_all()
+    def publish_event(self, payload_json, produced_mono=None):
+        # type: (str, Optional[float]) -> None
+        """Queue on disk and return; produced_mono (time.monotonic()) feeds the publish latency."""
+        entry_id = self.outbox.append(self.topic("events"), payload_json.encode("utf-8"))
+        if entry_id is not None:
+            with self._produced_lock:
+                if len(self._produced) < 100000:
+                    self._produced[entry_id] = time.monotonic() if produced_mono is None else produced_mono
+        self._wake.set()
+
+    def stats_extra(self):
+        # type: () -> Dict[str, Any]
+        """The transport's part of the stats: outbox and device telemetry."""
+        return {"outbox": {"depth": self.outbox.depth, "capacity": self.outbox.capacity,
+                           "dropped": self.outbox.dropped, "full_policy": self.outbox.full_policy,
+                           "connected": self.connected, "published": self.published_events,
+                           "publish_latency_ms": _round(self.mean_latency_ms),
+                           "last_publish_latency_ms": _round(self.last_latency_ms)},
+                "device": self.telemetry.snapshot()}
 
     def publish_stats(self, stats):
-        # type: (dict) -> None
-        stats = dict(stats, outbox={"depth": self.outbox.depth, "capacity": self.outbox.capacity,
-                                    "dropped": self.outbox.dropped, "connected": self.connected})
-        self._client.publish(self.topic("stats"), json.dumps(stats), qos=0)
+        # type: (Dict[str, Any]) -> None
+        """stats: the service's snapshot; outbox and device telemetry are added here."""
+        body = dict(stats)
+        body.update(self.stats_extra())
+        self._client.publish(self.topic("stats"), json.dumps(body, sort_keys=True, default=_plain), qos=0)
 
     def publish_state(self, payload_json):
         # type: (str) -> None
@@ -133,33 +185,63 @@ class Publisher(object):
         # type: (str) -> None
         self._client.publish(self.topic("gallery/response"), payload_json, qos=1)
 
+    def presence_topic(self, name):
+        # type: (Optional[str]) -> str
+        return self.topic("person/" + (person_slug(name) if name else UNKNOWN_SLUG))
+
+    def publish_presence(self, name, present, event=None):
+        # type: (Optional[str], bool, Any) -> None
+        """Retained presence of one person (name None: an unknown face), the Home Assistant
+        entity's state. event: the Event (or its dict) that changed it, for camera/similarity."""
+        body = {"present": bool(present), "name": name, "timestamp": time.time()}
+        if event is not None:
+            data = event.to_dict() if hasattr(event, "to_dict") else dict(event)
+            for key in ("camera", "similarity", "event_id", "track_id", "timestamp"):
+                if key in data:
+                    body[key] = data[key]
+        self._client.publish(self.presence_topic(name), json.dumps(body, sort_keys=True), qos=1, retain=True)
+
     def publish_raw(self, topic, payload, retain=False, qos=1):
         # type: (str, str, bool, int) -> None
-        """For Home Assistant discovery and presence topics outside the event stream."""
+        """For Home Assistant discovery and other topics outside the event stream."""
         self._client.publish(topic, payload, qos=qos, retain=retain)
 
     def drain(self, timeout_s):
         # type: (float) -> bool
         """Wait until every queued event was acknowledged (or the timeout)."""
         deadline = time.monotonic() + timeout_s
-        with self._wake:
-            while self.outbox.depth > 0 and time.monotonic() < deadline:
-                self._wake.wait(min(0.2, max(0.0, deadline - time.monotonic())))
-            return self.outbox.depth == 0
+        while self.outbox.depth > 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.outbox.depth == 0
 
     def stop(self, drain_s=3.0):
         # type: (float) -> None
         if self.connected:
             self.drain(drain_s)
-            info = self._client.client.publish(self.topic("available"), "offline", qos=1, retain=True)
-            _wait_published(info, 2.0)
-        with self._wake:
-            self._running = False
-            self._wake.notify_all()
-        self._client.stop()
+            info = self._client.publish_info(self.topic("available"), "offline", 1, retain=True)
+            if info is not None:
+                _wait_published(info, 2.0)
+        self._running = False
+        self._wake.set()
         if self._sender.is_alive():
             self._sender.join(2.0)
+        self._client.stop()
         self.outbox.close()
+        self.telemetry.close()
+
+
+def _round(value):
+    # type: (Optional[float]) -> Optional[float]
+    return None if value is None else round(value, 1)
+
+
+def _plain(value):
+    # NamedTuples nest as dicts already; numpy scalars and the rest become numbers or text.
+    if hasattr(value, "_asdict"):
+        return value._asdict()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
 
 
 def _wait_published(info, timeout_s):

@@ -6,19 +6,21 @@ survives a crash or power cut; readers never see half a change. A change may car
 caller's request id; its response is stored in the same transaction, so a repeated request
 is answered again instead of being applied twice.
 """
+import json
 import os
 import sqlite3
 import threading
 import time
 import unicodedata
-from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edge.errors import GalleryError
 
 MAX_NAME_LENGTH = 100
-REQUEST_HISTORY = 10000
+REQUEST_HISTORY = 10000              # responses kept for repeated requests...
+REQUEST_MAX_AGE_S = 30 * 24 * 3600.0  # ...and for at most 30 days
 
 Sample = NamedTuple("Sample", [
     ("crop", Optional[np.ndarray]),       # 112x112x3 BGR uint8; None for imported embeddings
@@ -54,6 +56,25 @@ StoredSample = NamedTuple("StoredSample", [
     ("person", str),
     ("negative", bool),
     ("crop", Optional[np.ndarray]),
+    ("source", str),
+    ("created", float),
+])
+
+Record = NamedTuple("Record", [          # one sample with everything known about it (import)
+    ("person", str),
+    ("negative", bool),
+    ("crop_png", Optional[bytes]),
+    ("source", str),
+    ("created", Optional[float]),
+    ("embeddings", Dict[str, np.ndarray]),  # fingerprint -> vector
+])
+
+SnapshotSample = NamedTuple("SnapshotSample", [
+    ("id", int),
+    ("person", str),
+    ("negative", bool),
+    ("has_crop", bool),
+    ("crop_png", Optional[bytes]),         # None unless asked for
     ("source", str),
     ("created", float),
 ])
@@ -107,7 +128,7 @@ def encode_crop(crop):
 
 def decode_crop(data):
     # type: (Optional[bytes]) -> Optional[np.ndarray]
-    if data is None:
+    if not data:
         return None
     import cv2
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -122,10 +143,16 @@ def _vector_bytes(vector):
     return (vector / norm).astype("<f4").tobytes()
 
 
+def _busy(exc):
+    # type: (sqlite3.OperationalError) -> bool
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class Gallery(object):
     def __init__(self, path, timeout_s=30.0):
         # type: (str, float) -> None
         self.path = os.path.abspath(path)
+        self.timeout_s = timeout_s
         directory = os.path.dirname(self.path)
         try:
             if not os.path.isdir(directory):
@@ -139,10 +166,21 @@ class Gallery(object):
             self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
                                        check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit returns only after the WAL is fsynced, so "done" survives power loss.
             self._db.execute("PRAGMA synchronous=FULL")
+            # Removed people's crops are overwritten, not left in free pages (privacy).
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA busy_timeout={}".format(int(timeout_s * 1000)))
-            self._db.executescript(_SCHEMA)  # idempotent; executescript manages its own commit
+            # Creating the schema takes the write lock: only when missing, so opening the gallery
+            # while another process writes does not wait.
+            if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
+                self._db.executescript(_SCHEMA)  # idempotent; executescript manages its own commit
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise GalleryError("gallery {} is busy: another process held it for more than {:g} s; "
+                                   "try again".format(self.path, timeout_s))
+            raise GalleryError("{} is not a usable gallery database: {}".format(self.path, exc))
         except sqlite3.DatabaseError as exc:
             raise GalleryError("{} is not a usable gallery database: {}".format(self.path, exc))
 
@@ -191,7 +229,10 @@ class Gallery(object):
 
     def _change(self, request_id, apply, respond):
         # type: (Optional[str], Callable[[sqlite3.Connection], object], Optional[Callable[[object], str]]) -> object
-        """Run apply in one transaction, bump the version, and store the response for request_id."""
+        """Run apply in one transaction, bump the version, and store the response for request_id.
+        A request id seen before raises AlreadyDone (carrying the stored response) and changes nothing."""
+        if request_id is not None and respond is None:
+            respond = lambda _result: json.dumps({"request_id": request_id, "ok": True})
         try:
             with self._transaction() as db:
                 if request_id is not None:
@@ -200,15 +241,19 @@ class Gallery(object):
                         raise _AlreadyDone(row[0])
                 result = apply(db)
                 db.execute("UPDATE meta SET value = value + 1 WHERE key='version'")
-                if request_id is not None and respond is not None:
+                if request_id is not None:
+                    now = time.time()
                     db.execute("INSERT INTO requests(request_id, response, created) VALUES (?, ?, ?)",
-                               (request_id, respond(result), time.time()))
-                    db.execute("DELETE FROM requests WHERE created < (SELECT created FROM requests "
-                               "ORDER BY created DESC LIMIT 1 OFFSET ?)", (REQUEST_HISTORY,))
+                               (request_id, respond(result), now))
+                    db.execute("DELETE FROM requests WHERE created < ? OR created < (SELECT created FROM requests "
+                               "ORDER BY created DESC LIMIT 1 OFFSET ?)", (now - REQUEST_MAX_AGE_S, REQUEST_HISTORY))
                 return result
         except sqlite3.IntegrityError as exc:
             raise GalleryError("gallery constraint failed: {}".format(exc))
         except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise GalleryError("gallery {} could not be written: locked by another process for more than "
+                                   "{:g} s; try again".format(self.path, self.timeout_s))
             raise GalleryError("gallery {} could not be written: {}".format(self.path, exc))
 
     def response_for(self, request_id):
@@ -244,11 +289,15 @@ class Gallery(object):
     def summary(self):
         # type: () -> Summary
         with self._lock:
-            people = self._db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
-            samples = self._db.execute("SELECT COUNT(*) FROM samples WHERE negative=0").fetchone()[0]
-            negatives = self._db.execute("SELECT COUNT(*) FROM samples WHERE negative=1").fetchone()[0]
-            prints = [r[0] for r in self._db.execute("SELECT DISTINCT fingerprint FROM embeddings ORDER BY 1")]
-            version = self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0]
+            self._db.execute("BEGIN")  # one snapshot: the counts and the version agree
+            try:
+                people = self._db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+                samples = self._db.execute("SELECT COUNT(*) FROM samples WHERE negative=0").fetchone()[0]
+                negatives = self._db.execute("SELECT COUNT(*) FROM samples WHERE negative=1").fetchone()[0]
+                prints = [r[0] for r in self._db.execute("SELECT DISTINCT fingerprint FROM embeddings ORDER BY 1")]
+                version = self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0]
+            finally:
+                self._db.execute("COMMIT")
         return Summary(int(people), int(samples), int(negatives), prints, int(version))
 
     def embeddings(self, fingerprint):
@@ -264,14 +313,21 @@ class Gallery(object):
         return GalleryMatrix(vectors, np.array([r[1] for r in rows], np.int64), [r[2] for r in rows],
                              np.array([bool(r[3]) for r in rows]))
 
-    def samples(self, with_crops=True):
-        # type: (bool) -> Iterator[StoredSample]
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT s.id, p.name, s.negative, {}, s.source, s.created FROM samples s "
-                "JOIN people p ON p.id = s.person_id ORDER BY s.id".format("s.crop" if with_crops else "NULL")).fetchall()
-        for r in rows:
-            yield StoredSample(int(r[0]), r[1], bool(r[2]), decode_crop(r[3]), r[4], float(r[5]))
+    def samples(self, with_crops=True, page=256):
+        # type: (bool, int) -> Iterator[StoredSample]
+        """Every sample, in pages (crops of a large gallery do not fit in memory at once)."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT s.id, p.name, s.negative, {}, s.source, s.created FROM samples s "
+                    "JOIN people p ON p.id = s.person_id WHERE s.id > ? ORDER BY s.id LIMIT ?".format(
+                        "s.crop" if with_crops else "NULL"), (last, page)).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield StoredSample(int(r[0]), r[1], bool(r[2]), decode_crop(r[3]), r[4], float(r[5]))
+            last = int(rows[-1][0])
 
     def sample_embeddings(self, sample_id):
         # type: (int) -> dict
@@ -300,9 +356,20 @@ class Gallery(object):
             if sample.embedding is not None:
                 if not fingerprint:
                     raise GalleryError("an embedding needs the fingerprint of the model that made it")
-                db.execute("INSERT INTO embeddings(sample_id, fingerprint, vector) VALUES (?, ?, ?)",
-                           (cursor.lastrowid, fingerprint, _vector_bytes(sample.embedding)))
+                self._insert_embedding(db, cursor.lastrowid, fingerprint, sample.embedding)
         return ids
+
+    @staticmethod
+    def _insert_embedding(db, sample_id, fingerprint, vector):
+        # type: (sqlite3.Connection, int, str, np.ndarray) -> None
+        data = _vector_bytes(vector)
+        # One model makes one length: a mixed matrix could not be searched.
+        row = db.execute("SELECT length(vector) FROM embeddings WHERE fingerprint=? LIMIT 1", (fingerprint,)).fetchone()
+        if row is not None and int(row[0]) != len(data):
+            raise GalleryError("a {}-d embedding does not fit model {} whose embeddings are {}-d; "
+                               "pass the right --fingerprint".format(len(data) // 4, fingerprint, int(row[0]) // 4))
+        db.execute("INSERT OR REPLACE INTO embeddings(sample_id, fingerprint, vector) VALUES (?, ?, ?)",
+                   (sample_id, fingerprint, data))
 
     def enroll(self, name, samples, fingerprint, request_id=None, respond=None):
         # type: (str, Sequence[Sample], Optional[str], Optional[str], Optional[Callable[[object], str]]) -> List[int]
@@ -341,17 +408,16 @@ class Gallery(object):
             db.execute("DELETE FROM people WHERE id=?", (person_id,))
             return int(count)
         removed = self._change(request_id, apply, respond)
-        self._vacuum_freed_pages()
+        self._checkpoint()
         return removed
 
-    def _vacuum_freed_pages(self):
-        # Deleted crops must not linger in free pages of the file (privacy).
+    def _checkpoint(self):
+        # The WAL still holds the removed crops' old pages until it is checkpointed and truncated.
         with self._lock:
             try:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                self._db.execute("VACUUM")
             except sqlite3.OperationalError:
-                pass  # busy with another process: the next remove tries again
+                pass  # another process is reading: its next checkpoint overwrites them
 
     def rename(self, old, new, request_id=None, respond=None):
         # type: (str, str, Optional[str], Optional[Callable[[object], str]]) -> None
@@ -366,10 +432,60 @@ class Gallery(object):
 
     def add_embedding(self, sample_id, fingerprint, vector):
         # type: (int, str, np.ndarray) -> None
+        self._change(None, lambda db: self._insert_embedding(db, sample_id, fingerprint, vector), None)
+
+    def import_records(self, records, request_id=None, respond=None):
+        # type: (Iterable[Record], Optional[str], Optional[Callable[[object], str]]) -> Tuple[int, int]
+        """Add many samples (an archive, a seed file) as one change: all or nothing. Negatives
+        for someone who is not in the gallery have nothing to veto and are skipped.
+        Returns (added, skipped)."""
         def apply(db):
-            db.execute("INSERT OR REPLACE INTO embeddings(sample_id, fingerprint, vector) VALUES (?, ?, ?)",
-                       (sample_id, fingerprint, _vector_bytes(vector)))
-        self._change(None, apply, None)
+            people = {}  # type: Dict[str, int]
+
+            def person_id(name, create):
+                # type: (str, bool) -> Optional[int]
+                if name not in people:
+                    row = db.execute("SELECT id FROM people WHERE name=?", (name,)).fetchone()
+                    if row is None and not create:
+                        return None
+                    people[name] = int(row[0]) if row else int(db.execute(
+                        "INSERT INTO people(name, created) VALUES (?, ?)", (name, time.time())).lastrowid)
+                return people[name]
+
+            added, negatives = 0, []
+            for record in records:
+                record = record._replace(person=validate_name(record.person))
+                if record.negative:
+                    negatives.append(record)  # after all positives: their person may come later
+                    continue
+                self._insert_record(db, person_id(record.person, True), record)
+                added += 1
+            skipped = 0
+            for record in negatives:
+                pid = person_id(record.person, False)
+                if pid is None:
+                    skipped += 1
+                else:
+                    self._insert_record(db, pid, record)
+                    added += 1
+            return added, skipped
+        return self._change(request_id, apply, respond)
+
+    def _insert_record(self, db, person_id, record):
+        # type: (sqlite3.Connection, int, Record) -> None
+        if record.crop_png is not None and decode_crop(record.crop_png) is None:
+            raise GalleryError("the face crop of a sample of {!r} is not a readable PNG".format(record.person))
+        if record.crop_png is None and not record.embeddings:
+            raise GalleryError("a sample of {!r} has neither a face crop nor an embedding".format(record.person))
+        cursor = db.execute("INSERT INTO samples(person_id, negative, crop, source, created) VALUES (?, ?, ?, ?, ?)",
+                            (person_id, int(record.negative), record.crop_png, record.source or "",
+                             time.time() if record.created is None else float(record.created)))
+        for fingerprint, vector in sorted(record.embeddings.items()):
+            self._insert_embedding(db, cursor.lastrowid, fingerprint, vector)
+
+    def snapshot(self):
+        # type: () -> Snapshot
+        return Snapshot(self.path, self.timeout_s)
 
     def record_response(self, request_id, response):
         # type: (str, str) -> None
@@ -396,16 +512,65 @@ class Gallery(object):
                 rows = self._db.execute("SELECT id, crop FROM samples WHERE id IN ({})".format(
                     ",".join("?" * len(ids))), ids).fetchall()
             crops = [decode_crop(r[1]) for r in rows]
+            if not crops:
+                continue
             vectors = embed_fn(crops)
+
+            if len(vectors) != len(rows):
+                raise GalleryError("re-embedding returned {} vectors for {} crops".format(len(vectors), len(rows)))
 
             def apply(db, rows=rows, vectors=vectors):
                 for (sample_id, _), vector in zip(rows, vectors):
-                    db.execute("INSERT OR REPLACE INTO embeddings(sample_id, fingerprint, vector) VALUES (?, ?, ?)",
-                               (sample_id, fingerprint, _vector_bytes(vector)))
+                    # The sample may have been removed meanwhile (another process).
+                    db.execute("INSERT OR REPLACE INTO embeddings(sample_id, fingerprint, vector) "
+                               "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM samples WHERE id=?)",
+                               (sample_id, fingerprint, _vector_bytes(vector), sample_id))
             self._change(None, apply, None)
             if progress:
                 progress(len(ids))
         return len(todo)
+
+
+class Snapshot(object):
+    """A consistent read-only view on its own connection (export): writers in this or other
+    processes carry on, and this view does not change under the reader."""
+
+    def __init__(self, path, timeout_s):
+        # type: (str, float) -> None
+        self._db = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+        self._db.execute("BEGIN")
+        self.version = int(self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        # type: () -> None
+        self._db.execute("ROLLBACK")
+        self._db.close()
+
+    def samples(self, with_crops=True):
+        # type: (bool) -> Iterator[SnapshotSample]
+        cursor = self._db.execute(
+            "SELECT s.id, p.name, s.negative, s.crop IS NOT NULL, {}, s.source, s.created FROM samples s "
+            "JOIN people p ON p.id = s.person_id ORDER BY s.id".format("s.crop" if with_crops else "NULL"))
+        for r in cursor:
+            yield SnapshotSample(int(r[0]), r[1], bool(r[2]), bool(r[3]), r[4], r[5], float(r[6]))
+
+    def embeddings(self):
+        # type: () -> Dict[str, Tuple[np.ndarray, np.ndarray]]
+        """fingerprint -> (sample ids, matrix with one row per sample id)."""
+        result = {}
+        prints = [r[0] for r in self._db.execute("SELECT DISTINCT fingerprint FROM embeddings ORDER BY 1")]
+        for fingerprint in prints:
+            rows = self._db.execute("SELECT sample_id, vector FROM embeddings WHERE fingerprint=? ORDER BY sample_id",
+                                    (fingerprint,)).fetchall()
+            result[fingerprint] = (np.array([r[0] for r in rows], np.int64),
+                                   np.vstack([np.frombuffer(r[1], dtype="<f4") for r in rows]).astype(np.float32))
+        return result
 
 
 class _AlreadyDone(GalleryError):

@@ -1,0 +1,114 @@
+"""`faceedge run` (the daemon) and `faceedge config check`."""
+import logging
+import os
+import signal
+import sys
+
+log = logging.getLogger("faceedge.daemon")
+
+
+def register(subparsers):
+    run = subparsers.add_parser("run", help="run the recognition daemon (cameras -> MQTT events)")
+    run.add_argument("--config", required=True, help="daemon configuration file")
+    run.add_argument("--max-seconds", type=float, default=0.0, help="stop after N seconds (default: run until stopped)")
+    run.add_argument("--once", action="store_true", help="exit when every video-file camera has ended")
+    run.set_defaults(func=cmd_run)
+    config = subparsers.add_parser("config", help="daemon configuration")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
+    check = config_sub.add_parser("check", help="validate a configuration file: prints ok or the error")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+
+
+def cmd_config_check(args):
+    from edge.daemon.config import load_config
+    from edge.errors import FaceEdgeError
+    try:
+        load_config(args.file)
+    except FaceEdgeError as exc:
+        print(str(exc))
+        return 1
+    print("ok")
+    return 0
+
+
+def _configure_logging(level):
+    # journald stamps every line itself
+    root = logging.getLogger()
+    if root.level != logging.DEBUG:
+        root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(fmt))
+
+
+def open_pipeline_for(config):
+    from edge.pipeline import open_pipeline
+    models, rec = config.models, config.recognition
+    engines = config.engines
+    engine_options = {"engine_dir": engines.dir, "build_on_start": engines.build_on_start,
+                      "precision": engines.precision, "max_batch": engines.max_batch,
+                      "calibration_dir": engines.calibration_dir or None}
+    return open_pipeline(models.profile, models.dir, models.backend, det_size=rec.det_size,
+                         det_confidence=rec.det_confidence, min_quality=rec.min_quality,
+                         min_face_px=rec.min_face_px, threads=getattr(models, "threads", 0) or 0,
+                         detector=models.detector, recognizer=models.recognizer,
+                         threshold=rec.threshold or None, flip=rec.flip, engine_options=engine_options)
+
+
+def build_service(config, config_path=None, once=False, max_seconds=0.0, notifier=None, capture_factory=None):
+    """Everything the daemon needs, loaded: models, gallery, matcher, publisher."""
+    from edge.daemon.config import load_config
+    from edge.daemon.notify import Notifier
+    from edge.daemon.publisher import Publisher
+    from edge.daemon.service import Service
+    from edge.gallery import Gallery
+    from edge.matching import Matcher
+
+    notifier = notifier or Notifier.from_env()
+    notifier.status("loading models")
+    pipeline = open_pipeline_for(config)
+    gallery = Gallery(config.gallery.path)
+    publisher = Publisher(config)
+    holder = {}
+
+    def on_change(*_):
+        service = holder.get("service")
+        if service is not None:
+            service._wakeup.set()
+
+    try:
+        from edge.daemon.gallery_commands import GalleryCommandHandler
+    except ImportError:     # gallery commands over MQTT not installed in this build
+        log.warning("gallery commands over MQTT are not available")
+        handler = None
+    else:
+        from edge.daemon.discovery import Discovery
+        handler = GalleryCommandHandler(gallery, pipeline, config.limits, on_change, publisher=publisher,
+                                        discovery=Discovery(config, publisher.publish_raw))
+    service = Service(config, pipeline, gallery, Matcher.from_gallery, publisher, notifier,
+                      command_handler=handler, capture_factory=capture_factory, once=once,
+                      max_seconds=max_seconds,
+                      config_loader=(lambda: load_config(config_path)) if config_path else None)
+    holder["service"] = service
+    return service
+
+
+def install_signals(service):
+    signal.signal(signal.SIGTERM, service.request_stop)
+    signal.signal(signal.SIGINT, service.request_stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, service.request_reload)
+
+
+def cmd_run(args):
+    from edge.daemon.config import load_config
+    config = load_config(args.config)
+    _configure_logging(config.logging.level)
+    service = build_service(config, args.config, once=args.once, max_seconds=args.max_seconds)
+    install_signals(service)
+    code = service.run()
+    sys.stdout.flush()
+    return code

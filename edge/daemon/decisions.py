@@ -1,0 +1,110 @@
+"""Identity of a track, decided from several frames weighted by face quality.
+
+Each usable frame votes for its match (a name, or None for a stranger) with weight = quality;
+the identity with the most weight wins, so one blurred frame cannot rename a person.
+"""
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+Observation = NamedTuple("Observation", [
+    ("identity", Optional[str]),    # None = unknown (or not usable when usable is False)
+    ("similarity", float),
+    ("quality", float),
+    ("usable", bool),               # False: face seen but not embedded (too small/blurred)
+    ("bbox", Tuple[float, float, float, float]),
+    ("frame_time", float),
+])
+
+Decision = NamedTuple("Decision", [
+    ("identity", Optional[str]),
+    ("similarity", float),          # quality-weighted mean similarity of the winner's votes
+    ("confident", bool),
+])
+
+
+class TrackDecision(object):
+    """Votes of one track and what has been announced for it."""
+
+    def __init__(self, min_frames=3, confident_margin=0.05, threshold=0.0, min_share=0.6):
+        # type: (int, float, float, float) -> None
+        self.min_frames = max(1, min_frames)
+        self.confident_margin = confident_margin
+        self.threshold = threshold
+        self.min_share = min_share
+        self.weight = {}       # type: Dict[Optional[str], float]
+        self.weighted_sim = {}  # type: Dict[Optional[str], float]
+        self.votes = {}        # type: Dict[Optional[str], int]
+        self.frames = 0
+        self.last = None       # type: Optional[Observation]
+        self.best = None       # type: Optional[Observation]
+        self.best_image = None  # type: Optional[np.ndarray]
+        self.announced = None  # type: Optional[Decision]
+        self.skipped = 0       # frames not embedded since the last embedding (service bookkeeping)
+
+    def add(self, obs, image=None):
+        # type: (Observation, Optional[np.ndarray]) -> None
+        self.frames += 1
+        self.last = obs
+        if obs.usable:
+            weight = max(obs.quality, 1e-3)
+            self.weight[obs.identity] = self.weight.get(obs.identity, 0.0) + weight
+            self.weighted_sim[obs.identity] = self.weighted_sim.get(obs.identity, 0.0) + weight * obs.similarity
+            self.votes[obs.identity] = self.votes.get(obs.identity, 0) + 1
+        if self.best is None or obs.quality > self.best.quality:
+            self.best = obs
+            if image is not None:
+                self.best_image = image
+
+    def decision(self):
+        # type: () -> Decision
+        if not self.weight:
+            return Decision(None, 0.0, False)
+        identity = max(self.weight, key=lambda k: (self.weight[k], k is not None))
+        weight = self.weight[identity]
+        similarity = self.weighted_sim[identity] / weight
+        share = weight / sum(self.weight.values())
+        enough = self.votes[identity] >= self.min_frames and share >= self.min_share
+        if identity is not None:
+            confident = enough and similarity >= self.threshold + self.confident_margin
+        else:
+            confident = enough
+        if identity is not None and self.votes[identity] < self.min_frames:
+            # not enough frames to name anyone yet
+            return Decision(None, similarity, False)
+        return Decision(identity, similarity, confident)
+
+    def ready(self):
+        # type: () -> bool
+        """Seen in enough frames to announce (one-frame blips never make events)."""
+        return self.frames >= self.min_frames
+
+    def change(self):
+        # type: () -> Optional[str]
+        """'new', 'update' or None, given what was announced; records the announcement."""
+        if not self.ready():
+            return None
+        current = self.decision()
+        if self.announced is None:
+            self.announced = current
+            return "new"
+        before = self.announced
+        if current.identity != before.identity or (current.confident and not before.confident):
+            self.announced = current
+            return "update"
+        return None
+
+
+def observations_for(faces, matches, frame_time):
+    # type: (list, List[Optional[object]], float) -> List[Observation]
+    out = []
+    for face, match in zip(faces, matches):
+        usable = face.embedding is not None and match is not None
+        out.append(Observation(
+            identity=match.identity if usable else None,
+            similarity=float(match.similarity) if usable else 0.0,
+            quality=float(face.quality.score),
+            usable=usable,
+            bbox=tuple(float(v) for v in face.detection.bbox),
+            frame_time=frame_time))
+    return out

@@ -1,0 +1,344 @@
+"""The daemon's vision half end to end: real models, real gallery, generated videos."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edge.daemon.camera import spec_from
+from edge.daemon.service import Service
+from tests.media import group_video, known, photo_video
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class RecordingPublisher(object):
+    """Stands in for MQTT where a test is about the service loop, not the transport."""
+
+    def __init__(self):
+        self.events, self.stats, self.responses = [], [], []
+        self.started = self.stopped = False
+
+    def start(self):
+        self.started = True
+
+    def publish_event(self, payload):
+        self.events.append(json.loads(payload))
+
+    def publish_stats(self, stats):
+        self.stats.append(stats)
+
+    def publish_response(self, payload):
+        self.responses.append(payload)
+
+    def on_command(self, callback):
+        self.callback = callback
+
+    def stop(self):
+        self.stopped = True
+
+
+class RecordingNotifier(object):
+    def __init__(self, interval=0.0):
+        self.messages = []
+        self.interval = interval
+
+    def ready(self):
+        self.messages.append("READY=1")
+
+    def status(self, text):
+        self.messages.append("STATUS=" + text)
+
+    def watchdog(self):
+        self.messages.append("WATCHDOG=1")
+
+    def stopping(self):
+        self.messages.append("STOPPING=1")
+
+    def watchdog_interval_s(self):
+        return self.interval
+
+
+class Cam(object):
+    def __init__(self, name, source, loop=False, type="file"):
+        self.name, self.source, self.loop, self.type = name, source, loop, type
+
+
+class Rec(object):
+    threshold = 0
+    min_quality = 0.35
+    track_iou = 0.3
+    track_timeout_s = 1.0
+    decision_min_frames = 3
+    confident_margin = 0.05
+
+
+class Cfg(object):
+    device_id = "test"
+    recognition = Rec()
+    snapshots = None
+    mqtt = None
+
+    def __init__(self, cameras):
+        self.cameras = cameras
+
+
+@pytest.fixture(scope="module")
+def pipeline(model_dir):
+    from edge.pipeline import open_pipeline
+    return open_pipeline("default", model_dir, "onnxruntime", flip=False)
+
+
+@pytest.fixture
+def gallery(tmp_path, pipeline, facedata):
+    from edge.gallery import Gallery, Sample
+    from edge.imageio import read_image
+    from edge.pipeline import largest_face
+    g = Gallery(str(tmp_path / "gallery.db"))
+    face = largest_face(pipeline.process(read_image(known(facedata, "obama.jpg"))))
+    g.enroll("obama", [Sample(face.crop, face.embedding, "obama.jpg")], pipeline.recognizer_fingerprint)
+    yield g
+    g.close()
+
+
+def run_service(pipeline, gallery, cameras, **kwargs):
+    from edge.matching import Matcher
+    publisher = RecordingPublisher()
+    notifier = kwargs.pop("notifier", None) or RecordingNotifier()
+    service = Service(Cfg(cameras), pipeline, gallery, Matcher.from_gallery, publisher, notifier,
+                      once=kwargs.pop("once", True), **kwargs)
+    service.run()
+    return service, publisher, notifier
+
+
+def test_known_face_then_stranger_events_per_track(tmp_path, facedata, pipeline, gallery):
+    video = photo_video(str(tmp_path / "v.avi"), [known(facedata, "obama2.jpg"), known(facedata, "biden.jpg")],
+                        seconds=3.0, fps=15.0, blank_s=1.5)
+    service, publisher, notifier = run_service(pipeline, gallery, [Cam("door", video)])
+    events = publisher.events
+    tracks = {}
+    for e in events:
+        tracks.setdefault(e["track_id"], []).append(e)
+    assert service._processed > 20
+    assert len(events) < service._processed / 4          # per track, not per frame
+    named = [t for t in tracks.values() if t[-1]["identity"] == "obama"]
+    strangers = [t for t in tracks.values() if t[0]["type"] == "new" and t[-1]["identity"] is None]
+    assert named and strangers
+    for track in tracks.values():
+        assert track[0]["type"] == "new" and track[-1]["type"] == "end"
+        assert [e["type"] for e in track[1:-1]] == ["update"] * (len(track) - 2)
+    obama = named[0][-1]
+    assert obama["camera"] == "door" and 0.0 < obama["similarity"] <= 1.0 and len(obama["bbox"]) == 4
+    assert set(obama["latency_ms"]) == {"capture", "detect", "align", "embed", "match", "publish", "total"}
+    assert obama["timestamp"].endswith("Z") and len(obama["event_id"]) == 32
+    assert notifier.messages[0] == "READY=1" and notifier.messages[-2:] == ["STOPPING=1", "STATUS=stopping"]
+    stats = publisher.stats[-1]
+    assert stats["cameras"]["door"]["frames"] > 0 and stats["gallery"]["people"] == 1
+    assert "detect" in stats["latency_ms"] and stats["backend"]
+
+
+def test_several_faces_get_their_own_tracks(tmp_path, facedata, pipeline, gallery):
+    video = group_video(str(tmp_path / "g.avi"), [known(facedata, "obama2.jpg"), known(facedata, "biden.jpg")],
+                        seconds=3.0, fps=15.0)
+    service, publisher, _ = run_service(pipeline, gallery, [Cam("hall", video)])
+    news = [e for e in publisher.events if e["type"] == "new"]
+    finals = {}
+    for e in publisher.events:
+        finals[e["track_id"]] = e["identity"]
+    assert len(news) == 2
+    assert sorted(finals.values(), key=str) == [None, "obama"]
+
+
+class HangingCapture(object):
+    """A live camera that delivers frames, then blocks in read() like a hung driver."""
+
+    def __init__(self, image, frames, release):
+        self.image, self.frames, self.release_event = image, frames, release
+
+    def read(self):
+        if self.frames <= 0:
+            self.release_event.wait()
+            return False, None
+        self.frames -= 1
+        time.sleep(0.03)
+        return True, self.image.copy()
+
+    def get(self, prop):
+        return 0.0
+
+    def release(self):
+        pass
+
+
+def test_watchdog_stops_when_the_camera_hangs(facedata, pipeline, gallery):
+    from edge.imageio import read_image
+    image = read_image(known(facedata, "obama2.jpg"))
+    unblock = threading.Event()
+    notifier = RecordingNotifier(interval=0.2)
+    service_box = {}
+
+    def factory(spec, kind):
+        return HangingCapture(image, 10, unblock)
+
+    def stop_later():
+        # once the loop has gone without a frame long enough, the watchdog must be silent
+        while not any("WATCHDOG" in m for m in notifier.messages):
+            time.sleep(0.05)
+        while time.monotonic() - service_box["s"]._heartbeat < 2.0:
+            time.sleep(0.05)
+        service_box["fed_before_stop"] = notifier.messages.count("WATCHDOG=1")
+        time.sleep(1.0)
+        service_box["fed_after_hang"] = notifier.messages.count("WATCHDOG=1") - service_box["fed_before_stop"]
+        service_box["s"].request_stop()
+        unblock.set()
+
+    from edge.matching import Matcher
+    service = Service(Cfg([Cam("cam0", "0", type="csi")]), pipeline, gallery, Matcher.from_gallery,
+                      RecordingPublisher(), notifier, capture_factory=factory)
+    service_box["s"] = service
+    t = threading.Thread(target=stop_later)
+    t.start()
+    service.run()
+    t.join()
+    assert service_box["fed_before_stop"] >= 1
+    assert service_box["fed_after_hang"] == 0
+
+
+# ---- the real daemon: mosquitto, `python -m edge run`, sd_notify ------------------------------
+
+class Collector(object):
+    """A plain paho subscriber (both paho 1.x and 2.x)."""
+
+    def __init__(self, port, topic):
+        from edge.commands.demo import _mqtt_client
+        self.messages = []
+        self.cond = threading.Condition()
+        subscribed = threading.Event()
+        self.client = _mqtt_client("test-collector-{}".format(os.getpid()))
+        self.client.on_connect = lambda c, u, f, rc, *rest: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert subscribed.wait(20)
+
+    def _on_message(self, client, userdata, message):
+        with self.cond:
+            self.messages.append((message.topic, message.payload.decode("utf-8", "replace"), message.retain))
+            self.cond.notify_all()
+
+    def wait_for(self, predicate, limit=120.0):
+        end = time.monotonic() + limit
+        with self.cond:
+            while not any(predicate(m) for m in self.messages):
+                left = end - time.monotonic()
+                assert left > 0, "no matching MQTT message; got {}".format([m[:2] for m in self.messages][-10:])
+                self.cond.wait(left)
+        return [m for m in self.messages if predicate(m)]
+
+    def events(self):
+        out = []
+        for topic, payload, _ in list(self.messages):
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("type") in ("new", "update", "end") and "track_id" in data:
+                out.append(data)
+        return out
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    from edge.commands.demo import Mosquitto
+    try:
+        broker = Mosquitto(str(tmp_path))
+    except Exception as exc:
+        pytest.skip(str(exc))
+    yield broker
+    broker.stop()
+
+
+def write_config(path, tmp_path, model_dir, gallery_path, port, cameras, prefix="fe"):
+    """A TOML config (the daemon's format), written by hand: no TOML writer on every Python."""
+    def q(value):
+        return json.dumps(value)      # a JSON string is a valid TOML basic string
+    lines = ['[device]', 'id = "testcam"',
+             '[models]', 'profile = "default"', 'dir = {}'.format(q(model_dir)), 'backend = "onnxruntime"',
+             '[gallery]', 'path = {}'.format(q(gallery_path)),
+             '[mqtt]', 'host = "127.0.0.1"', 'port = {}'.format(port), 'prefix = {}'.format(q(prefix)),
+             'stats_interval_s = 1', 'queue_dir = {}'.format(q(str(tmp_path / "queue")))]
+    for cam in cameras:
+        lines.append("[[cameras]]")
+        for key, value in cam.items():
+            lines.append("{} = {}".format(key, q(value)))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def test_run_subprocess_publishes_events_and_goes_offline_on_sigterm(tmp_path, facedata, model_dir, gallery,
+                                                                     mosquitto):
+    video = photo_video(str(tmp_path / "v.avi"), [known(facedata, "obama2.jpg")], seconds=2.0, fps=15.0)
+    config = write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, gallery.path, mosquitto.port,
+                          [{"name": "door", "source": video, "type": "file", "loop": True}])
+    collector = Collector(mosquitto.port, "fe/#")
+    sock_path = str(tmp_path / "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(sock_path)
+    notify.settimeout(120)
+    env = dict(os.environ, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="1000000", JOURNAL_STREAM="8:1",
+               PYTHONPATH=REPO)
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", config], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        received = []
+        while not ("READY=1" in received and "WATCHDOG=1" in received and any(
+                m.startswith("STATUS=") for m in received)):
+            received.extend(notify.recv(4096).decode().split("\n"))
+        collector.wait_for(lambda m: '"identity": "obama"' in m[1])
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        while "STOPPING=1" not in received:
+            received.extend(notify.recv(4096).decode().split("\n"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        notify.close()
+    # journald adds its own timestamps: lines start with the level
+    assert err.decode().splitlines()[0].split()[0] in ("INFO", "WARNING", "DEBUG")
+    late = Collector(mosquitto.port, "fe/#")
+    retained = late.wait_for(lambda m: m[2] and m[1] == "offline")
+    assert retained
+    late.stop()
+    events = collector.events()
+    collector.stop()
+    tracks = set(e["track_id"] for e in events)
+    assert len(events) <= 3 * len(tracks) + 2
+    assert any(e["identity"] == "obama" for e in events)
+
+
+def test_config_check(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('[[cameras]]\nname = "door"\nsource = "/dev/video0"\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[cameras]]\nname = "door"\n')
+    env = dict(os.environ, PYTHONPATH=REPO)
+    out = subprocess.check_output([sys.executable, "-m", "edge", "config", "check", str(good)], env=env)
+    assert out.decode().strip() == "ok"
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "config", "check", str(bad)], env=env,
+                            stdout=subprocess.PIPE)
+    out = proc.communicate()[0].decode()
+    assert proc.returncode == 1 and len(out.strip().splitlines()) == 1
