@@ -1,0 +1,59 @@
+"""The real daemon process over a real broker: enroll over MQTT, then be named in events."""
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+from tests.media import known, photo_video
+from tests.test_daemon_run import REPO, Collector, mosquitto, write_config  # noqa: F401  (fixture)
+
+
+def _publish(port, topic, payload):
+    from edge.commands.demo import _mqtt_client
+    client = _mqtt_client("test-sender-{}".format(os.getpid()))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1).wait_for_publish()
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_stranger_then_enrolled_over_mqtt_then_named(tmp_path, facedata, model_dir, mosquitto):
+    video = photo_video(str(tmp_path / "v.avi"), [known(facedata, "obama2.jpg")], seconds=2.0, fps=15.0,
+                        blank_s=1.0)
+    config = write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, str(tmp_path / "gallery.db"),
+                          mosquitto.port, [{"name": "door", "source": video, "type": "file", "loop": True}])
+    collector = Collector(mosquitto.port, "fe/#")
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", config],
+                            env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        collector.wait_for(lambda m: m[0] == "fe/testcam/available" and m[1] == "online")
+        # Empty gallery: the face at the door is a stranger.
+        collector.wait_for(lambda m: m[0] == "fe/testcam/events" and json.loads(m[1])["type"] == "new"
+                           and json.loads(m[1])["identity"] is None)
+        with open(known(facedata, "obama.jpg"), "rb") as f:
+            image = base64.b64encode(f.read()).decode("ascii")
+        enrolled_at = time.time()
+        _publish(mosquitto.port, "fe/testcam/gallery/set",
+                 json.dumps({"request_id": "enroll-obama", "action": "enroll", "name": "obama", "images": [image]}))
+        answer = collector.wait_for(lambda m: m[0] == "fe/testcam/gallery/response"
+                                    and json.loads(m[1]).get("request_id") == "enroll-obama")
+        response = json.loads(answer[0][1])
+        assert response["ok"] is True, response
+        state = collector.wait_for(lambda m: m[0] == "fe/testcam/gallery/state" and "obama" in m[1])
+        assert json.loads(state[-1][1])["people"] == 1
+        # Another photo of the same man, now named (in a new track or an update of the old one).
+        named = collector.wait_for(lambda m: m[0] == "fe/testcam/events" and json.loads(m[1])["identity"] == "obama")
+        event = json.loads(named[0][1])
+        assert event["type"] in ("new", "update")
+        assert event["frame_time"] >= enrolled_at - 1.0
+        assert 0.0 < event["similarity"] <= 1.0
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+        collector.stop()
+    assert proc.returncode == 0, err.decode()[-2000:]
