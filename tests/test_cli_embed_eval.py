@@ -116,3 +116,18 @@ def test_bench_reports_every_stage(model_dir, facedata):
         assert report["stages"][stage]["median_ms"] > 0
         assert report["stages"][stage]["p95_ms"] >= report["stages"][stage]["median_ms"]
     assert report["machine"]["cores"] >= 1 and "onnxruntime" in report["versions"]
+
+
+def test_bench_live_runs_the_daemon_and_reports_both_sides(model_dir):
+    if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    code, out, err = faceedge("bench", "--live", "8", "--json", "--model-dir", model_dir, "--backend", "onnxruntime")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["mode"] == "live" and report["backend"] == "onnxruntime"
+    assert report["processed_frames"] > 0 and report["processed_fps"]["median"] > 0
+    # The enrolled sample (Yao Ming) is named, the stranger beside him is not.
+    assert "Yao Ming" in report["identities"] and "None" in report["identities"]
+    assert report["subscriber_latency_ms"]["n"] > 0 and report["subscriber_latency_ms"]["median"] > 0
+    for stage in ("detect", "align", "frame_total"):
+        assert report["daemon_latency_ms"][stage]["n"] > 0

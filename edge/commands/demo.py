@@ -166,7 +166,7 @@ def cmd_demo(args):
             broker.stop()
 
 
-def _enroll(config, photo):
+def _enroll(config, photo, announce=True):
     from edge.commands.daemon import open_pipeline_for
     from edge.gallery import Gallery, Sample
     from edge.imageio import read_image
@@ -179,7 +179,8 @@ def _enroll(config, photo):
     gallery.enroll("Yao Ming", [Sample(face.crop, face.embedding, os.path.basename(photo))],
                    pipeline.recognizer_fingerprint)
     gallery.close()
-    print("enrolled Yao Ming", flush=True)
+    if announce:
+        print("enrolled Yao Ming", flush=True)
 
 
 def _summary(printer, service, elapsed):
