@@ -10,7 +10,7 @@ import numpy as np
 from edge.align import align_face
 from edge.backends import create_backend
 from edge.detectors import Detector, create_detector
-from edge.models.manifest import model_fingerprint, parse_model_ref, resolve_models
+from edge.models.manifest import PROFILES, model_fingerprint, parse_model_ref, resolve_models
 from edge.quality import assess
 from edge.recognizers import Recognizer, create_recognizer
 from edge.types import Face
@@ -96,12 +96,13 @@ def central_face(faces, width, height):
 
 def open_pipeline(profile="default", model_dir=None, backend="auto", det_size=640, det_confidence=0.5,
                   min_quality=DEFAULT_MIN_QUALITY, min_face_px=0, threads=0, detector=None, recognizer=None,
-                  threshold=None, flip=False, max_faces=0, engine_options=None):
-    # type: (Optional[str], Optional[str], str, int, float, float, int, int, Optional[str], Optional[str], Optional[float], bool, int, Optional[dict]) -> FacePipeline
+                  threshold=None, flip=None, max_faces=0, engine_options=None):
+    # type: (Optional[str], Optional[str], str, int, float, float, int, int, Optional[str], Optional[str], Optional[float], Optional[bool], int, Optional[dict]) -> FacePipeline
     """Resolve the models (a profile, or 'family:path' strings) and load them on a backend.
 
-    engine_options go to the TensorRT engine manager (engine_dir, precision, calibration_dir,
-    build_on_start, max_batch, ...); ONNX Runtime ignores them."""
+    flip=None: the profile's default (off for a recognizer of your own). engine_options go to
+    the TensorRT engine manager (engine_dir, precision, calibration_dir, build_on_start,
+    max_batch, ...); ONNX Runtime ignores them."""
     models = resolve_models(profile, model_dir,
                             detector=parse_model_ref(detector) if detector else None,
                             recognizer=parse_model_ref(recognizer) if recognizer else None,
@@ -113,6 +114,8 @@ def open_pipeline(profile="default", model_dir=None, backend="auto", det_size=64
                                  role="recognizer", **trt)
     det = create_detector(models.detector_family, det_backend, det_size=det_size, confidence=det_confidence,
                           max_faces=max_faces)
+    if flip is None:
+        flip = bool(not recognizer and profile in PROFILES and PROFILES[profile].flip)
     rec = create_recognizer(models.recognizer_family, rec_backend, flip=flip)
     return FacePipeline(det, rec, model_fingerprint(models.recognizer_path), models.recognizer_threshold,
                         min_quality=min_quality, min_face_px=min_face_px)

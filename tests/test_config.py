@@ -165,3 +165,14 @@ def test_data_dir_follows_systemd_state_directory(monkeypatch):
     assert config.gallery.path == "/var/lib/faceedge/gallery.db"
     assert config.mqtt.queue_dir == "/var/lib/faceedge/queue"
     assert config.engines.dir == "/var/lib/faceedge/engines"
+
+
+@pytest.mark.parametrize("value, stored", [(True, "yes"), (False, "no"), ("auto", "auto")])
+def test_flip_takes_booleans_or_auto(value, stored):
+    assert config_from_dict({}).recognition.flip == "auto"
+    assert config_from_dict({"recognition": {"flip": value}}).recognition.flip == stored
+
+
+def test_flip_rejects_other_words():
+    with pytest.raises(ConfigError, match="recognition.flip"):
+        config_from_dict({"recognition": {"flip": "sometimes"}})

@@ -54,3 +54,9 @@ def test_grayscale_photo_is_processed(pipeline, facedata):
 def test_timings_are_recorded(pipeline, facedata):
     pipeline.process(read_image(os.path.join(facedata, "known", "biden.jpg")))
     assert pipeline.timings.detect_ms > 0 and pipeline.timings.embed_ms > 0
+
+
+@pytest.mark.parametrize("profile, flip, expected", [("default", None, False), ("arcface-mbf", None, True),
+                                                     ("arcface-mbf", False, False), ("default", True, True)])
+def test_flip_follows_the_profile_unless_told(model_dir, profile, flip, expected):
+    assert open_pipeline(profile, model_dir, "onnxruntime", flip=flip).recognizer.flip is expected

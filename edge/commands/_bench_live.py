@@ -104,7 +104,7 @@ def run_live(args):
             ("device", {"id": DEVICE}),
             ("models", {"profile": args.profile, "dir": args.model_dir or "", "backend": args.backend}),
             ("gallery", {"path": os.path.join(work, "gallery.db")}),
-            ("recognition", {"det_size": args.det_size, "flip": bool(args.flip)}),
+            ("recognition", {"det_size": args.det_size, "flip": "auto" if args.flip is None else args.flip}),
             ("mqtt", {"host": "127.0.0.1", "port": broker.port, "prefix": PREFIX, "stats_interval_s": 2,
                       "queue_dir": os.path.join(work, "queue")}),
             ("[[cameras]]", {"name": "door", "source": video, "type": "file", "loop": True}),

@@ -14,8 +14,12 @@ def add_model_options(parser):
     group.add_argument("--detector", help="own detector ONNX as FAMILY:PATH (retinaface or scrfd)")
     group.add_argument("--recognizer", help="own recognizer ONNX as FAMILY:PATH (sface or arcface)")
     group.add_argument("--det-size", type=int, default=640, help="detector input, longest side (default: 640)")
-    group.add_argument("--flip", action="store_true",
-                       help="average each embedding with the mirrored face's (slower; no gain for SFace on LFW)")
+    flip = group.add_mutually_exclusive_group()
+    flip.add_argument("--flip", dest="flip", action="store_true", default=None,
+                      help="average each embedding with the mirrored face's (twice the embedding cost; "
+                           "default: per profile, on for arcface-mbf, off for default)")
+    flip.add_argument("--no-flip", dest="flip", action="store_false", default=None,
+                      help="do not average with the mirrored face")
 
 
 def pipeline_from_args(args, min_quality=None, threads=0):

@@ -47,7 +47,7 @@ def run_lfw(args):
     bar.close()
     report = lfw.evaluate(pairs, embeddings)
     if args.json:
-        print(json.dumps(dict(report._asdict(), profile=args.profile, flip=args.flip, det_size=args.det_size)))
+        print(json.dumps(dict(report._asdict(), profile=args.profile, flip=pipeline.recognizer.flip, det_size=args.det_size)))
     else:
         print("LFW: {} pairs in {} folds, {} photos".format(report.pairs, report.folds, report.photos))
         print("accuracy {:.2f}% +- {:.2f} (thresholds {})".format(

@@ -113,13 +113,16 @@ Profile = NamedTuple("Profile", [
     ("detector", str),         # key in MODELS
     ("recognizer", str),       # key in MODELS
     ("description", str),
+    # Flip-averaged embeddings by default: measured on lfw-dev (README), ArcFace-MBF gains
+    # 99.58 -> 99.67 % with it, SFace nothing; it doubles the embedding cost.
+    ("flip", bool),
 ])
 
 PROFILES = {
     "default": Profile("default", "retinaface_mnet025", "sface",
-                       "RetinaFace-mnet0.25 + SFace: permissive licences (MIT, Apache-2.0)"),
+                       "RetinaFace-mnet0.25 + SFace: permissive licences (MIT, Apache-2.0)", False),
     "arcface-mbf": Profile("arcface-mbf", "scrfd_500m", "w600k_mbf",
-                           "SCRFD-500M + ArcFace MobileFaceNet: non-commercial research use only"),
+                           "SCRFD-500M + ArcFace MobileFaceNet: non-commercial research use only", True),
 }  # type: Dict[str, Profile]
 
 # Default cosine thresholds for user-supplied recognizers, by family.
