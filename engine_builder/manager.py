@@ -226,12 +226,14 @@ class EngineManager(object):
         from edge.backends.tensorrt_backend import EngineIncompatibleError, TensorRTBackend
         entry = self.ensure(request)
         try:
+            _check_size(entry, EngineIncompatibleError)
             return TensorRTBackend(entry.engine_path, entry.fingerprint.precision, self._tensorrt(), self._allocator())
         except EngineIncompatibleError as exc:
             log.warning("%s", exc)
-            self.cache.set_status(entry, "incompatible", reason="deserialize_cuda_engine returned None")
+            self.cache.set_status(entry, "incompatible", reason=str(exc))
             if not self.options.build_on_start:
-                raise
+                raise EngineIncompatibleError("{}; engines.build_on_start is off: run `faceedge build-engines "
+                                              "--force` to rebuild it".format(exc))
             entry = self.build(request)
             return TensorRTBackend(entry.engine_path, entry.fingerprint.precision, self._tensorrt(), self._allocator())
 
@@ -361,6 +363,16 @@ class EngineManager(object):
             return figures
         finally:
             engine.close()
+
+
+def _check_size(entry, error):
+    # type: (EngineEntry, type) -> None
+    """A truncated or overwritten engine is refused before TensorRT parses it."""
+    built = (entry.metadata.get("build") or {}).get("engine_bytes")
+    size = os.path.getsize(entry.engine_path)
+    if built is not None and size != built:
+        raise error("engine {} is truncated or damaged ({} bytes, {} when built): it will be rebuilt"
+                    .format(entry.engine_path, size, built))
 
 
 def request_for(onnx_path, family, role=None):

@@ -127,11 +127,18 @@ class Subscriber(object):
 
     _count = 0
 
-    def __init__(self, port, topics, client_id=None):
+    def __init__(self, port, topics, client_id=None, clean_session=True, username=None, password=None, tls=None):
+        """clean_session=False keeps the subscription and queued messages across a broker restart;
+        tls: dict of paho tls_set() keywords (ca_certs, certfile, keyfile)."""
         Subscriber._count += 1
         self.messages = []
         self._cond = threading.Condition()
-        self.client = make_client(client_id or "test-sub-{}-{}".format(os.getpid(), Subscriber._count))
+        self.client = make_client(client_id or "test-sub-{}-{}".format(os.getpid(), Subscriber._count),
+                                  clean_session=clean_session)
+        if username:
+            self.client.username_pw_set(username, password)
+        if tls:
+            self.client.tls_set(**tls)
         subscribed = threading.Event()
         pending = set()
 

@@ -269,15 +269,22 @@ def mosquitto(tmp_path):
     broker.stop()
 
 
-def write_config(path, tmp_path, model_dir, gallery_path, port, cameras, prefix="fe"):
-    """A TOML config (the daemon's format), written by hand: no TOML writer on every Python."""
+def write_config(path, tmp_path, model_dir, gallery_path, port, cameras, prefix="fe", extra=None):
+    """A TOML config (the daemon's format), written by hand: no TOML writer on every Python.
+    extra: {section: {key: value}} added to (or overriding) the sections written here."""
     def q(value):
-        return json.dumps(value)      # a JSON string is a valid TOML basic string
-    lines = ['[device]', 'id = "testcam"',
-             '[models]', 'profile = "default"', 'dir = {}'.format(q(model_dir)), 'backend = "onnxruntime"',
-             '[gallery]', 'path = {}'.format(q(gallery_path)),
-             '[mqtt]', 'host = "127.0.0.1"', 'port = {}'.format(port), 'prefix = {}'.format(q(prefix)),
-             'stats_interval_s = 1', 'queue_dir = {}'.format(q(str(tmp_path / "queue")))]
+        return json.dumps(value)      # a JSON string (and a JSON number/bool) is valid TOML
+    sections = {"device": {"id": "testcam"},
+                "models": {"profile": "default", "dir": model_dir, "backend": "onnxruntime"},
+                "gallery": {"path": gallery_path},
+                "mqtt": {"host": "127.0.0.1", "port": port, "prefix": prefix, "stats_interval_s": 1,
+                         "queue_dir": str(tmp_path / "queue")}}
+    for section, values in (extra or {}).items():
+        sections.setdefault(section, {}).update(values)
+    lines = []
+    for section, values in sections.items():
+        lines.append("[{}]".format(section))
+        lines.extend("{} = {}".format(key, q(value)) for key, value in values.items())
     for cam in cameras:
         lines.append("[[cameras]]")
         for key, value in cam.items():

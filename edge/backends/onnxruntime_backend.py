@@ -28,7 +28,8 @@ class OnnxRuntimeBackend(Backend):
             self._session = ort.InferenceSession(path, sess_options=options,
                                                  providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own opaque types
-            raise ModelError("cannot load model {}: {} (run `faceedge models fetch` to restore it)"
+            raise ModelError("cannot load model {}: {}; the file is damaged, truncated or not ONNX: run "
+                             "`faceedge models fetch` to restore a profile's models, or copy your own model again"
                              .format(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
         self.path = path
         self.input_name = self._session.get_inputs()[0].name

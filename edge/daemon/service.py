@@ -156,8 +156,9 @@ class Service(object):
                         self._process(frame)
                 now = time.monotonic()
                 self._end_tracks(now)
-                if not any(c.state == "open" for c in self.cameras):
-                    self._heartbeat = now     # nothing to capture from: the loop itself is the heartbeat
+                if all(c.state in ("ended", "stopped") for c in self.cameras):
+                    # no camera, or only finished files: the loop is the heartbeat; a lost camera is not
+                    self._heartbeat = now
                 if now >= next_stats:
                     next_stats = now + self.stats_interval_s
                     self._publish_stats(started)
