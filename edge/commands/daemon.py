@@ -12,6 +12,10 @@ def register(subparsers):
     run.add_argument("--config", required=True, help="daemon configuration file")
     run.add_argument("--max-seconds", type=float, default=0.0, help="stop after N seconds (default: run until stopped)")
     run.add_argument("--once", action="store_true", help="exit when every video-file camera has ended")
+    run.add_argument("--annotate", metavar="FILE",
+                     help="also write the processed frames with boxes, names (or unknown), similarity, track ids "
+                          "and fps to FILE (.avi; several cameras: FILE-<camera>.avi) and an index FILE.jsonl")
+    run.add_argument("--preview", action="store_true", help="show the annotated frames in a window (when a display exists)")
     run.set_defaults(func=cmd_run)
     config = subparsers.add_parser("config", help="daemon configuration")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
@@ -58,8 +62,10 @@ def open_pipeline_for(config):
                          threshold=rec.threshold or None, flip=rec.flip, engine_options=engine_options)
 
 
-def build_service(config, config_path=None, once=False, max_seconds=0.0, notifier=None, capture_factory=None):
-    """Everything the daemon needs, loaded: models, gallery, matcher, publisher."""
+def build_service(config, config_path=None, once=False, max_seconds=0.0, notifier=None, capture_factory=None,
+                  hooks=None):
+    """Everything the daemon needs, loaded: models, gallery, matcher, publisher; hooks: extra
+    edge.daemon.hooks.FrameHook objects (the annotated view)."""
     from edge.daemon.config import load_config
     from edge.daemon.notify import Notifier
     from edge.daemon.publisher import Publisher
@@ -86,12 +92,21 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
         handler = None
     else:
         from edge.daemon.discovery import Discovery
+        from edge.daemon.live_enroll import LiveEnroller
+        from edge.daemon.report_publisher import ReportPublisher
+        live = LiveEnroller(gallery, pipeline.recognizer_fingerprint, [c.name for c in config.cameras],
+                            publisher.publish_response,
+                            lambda: holder["service"].threshold + holder["service"].confident_margin)
+        report = ReportPublisher(gallery, lambda payload: publisher.publish_raw(
+            publisher.topic("gallery/report"), payload, retain=True), lambda: holder["service"].threshold,
+            config.gallery.report_target_far, config.gallery.report_on_change)
         handler = GalleryCommandHandler(gallery, pipeline, config.limits, on_change, publisher=publisher,
-                                        discovery=Discovery(config, publisher.publish_raw))
+                                        discovery=Discovery(config, publisher.publish_raw), live=live, report=report)
+        hooks = [live] + list(hooks or [])
     service = Service(config, pipeline, gallery, Matcher.from_gallery, publisher, notifier,
                       command_handler=handler, capture_factory=capture_factory, once=once,
                       max_seconds=max_seconds,
-                      config_loader=(lambda: load_config(config_path)) if config_path else None)
+                      config_loader=(lambda: load_config(config_path)) if config_path else None, hooks=hooks)
     holder["service"] = service
     return service
 
@@ -107,7 +122,11 @@ def cmd_run(args):
     from edge.daemon.config import load_config
     config = load_config(args.config)
     _configure_logging(config.logging.level)
-    service = build_service(config, args.config, once=args.once, max_seconds=args.max_seconds)
+    hooks = []
+    if getattr(args, "annotate", None) or getattr(args, "preview", False):
+        from edge.daemon.annotate_hook import AnnotateHook
+        hooks.append(AnnotateHook(args.annotate, [c.name for c in config.cameras], preview=args.preview))
+    service = build_service(config, args.config, once=args.once, max_seconds=args.max_seconds, hooks=hooks)
     install_signals(service)
     code = service.run()
     sys.stdout.flush()

@@ -1,8 +1,9 @@
-"""`faceedge enroll NAME IMAGE...` and `faceedge enroll --folder DIR`."""
+"""`faceedge enroll NAME IMAGE...`, `faceedge enroll --folder DIR` and `faceedge enroll NAME --camera CAM`."""
 import json
 import sys
 
 from edge.batch_reader import map_images
+from edge.commands._live_enroll import add_live_options, run_camera
 from edge.commands._options import add_gallery_option, add_model_options, open_gallery_from_args, pipeline_from_args
 from edge.errors import FaceEdgeError, GalleryError, NoFaceError
 from edge.gallery.enrollment import folder_layout, iter_sorted_by_name, sample_from_image
@@ -14,13 +15,16 @@ def register(subparsers):
         "enroll", help="add a person (or a folder of people) to the gallery from photos",
         description="Each photo contributes its largest face; photos with no face or a face below the "
                     "quality bar are rejected with the reason. --folder takes DIR/<Name>/*.jpg and "
-                    "DIR/<Name>_<n>.jpg. All of one person's accepted photos are committed together.")
+                    "DIR/<Name>_<n>.jpg. All of one person's accepted photos are committed together. "
+                    "--camera: collect distinct crops from a live camera while exactly one face is in view "
+                    "(docs/LIVE_ENROLL_AND_REPORT.md).")
     parser.add_argument("name", nargs="?", help="the person's name")
     parser.add_argument("images", nargs="*", metavar="IMAGE")
     parser.add_argument("--folder", metavar="DIR", help="bulk enrollment from a folder")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_gallery_option(parser)
     add_model_options(parser)
+    add_live_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -44,6 +48,12 @@ def _samples(pipeline, paths, errors):
 
 
 def run(args):
+    if args.camera:
+        if args.folder or args.images or not args.name:
+            raise FaceEdgeError("--camera takes only NAME (no IMAGE, no --folder)")
+        return run_camera(args)
+    if args.config:
+        raise FaceEdgeError("--config goes with --camera")
     if args.folder and (args.name or args.images):
         raise FaceEdgeError("give either NAME IMAGE... or --folder DIR, not both")
     if not args.folder and (not args.name or not args.images):

@@ -1,4 +1,4 @@
-"""`faceedge gallery list|remove|rename|export|import|reembed`."""
+"""`faceedge gallery list|remove|rename|export|import|reembed|report`."""
 import json
 import os
 
@@ -42,6 +42,17 @@ def register(subparsers):
                                    "`identify` does this by itself when needed.")
     add_model_options(p)
     p.set_defaults(func=run_reembed)
+    p = sub.add_parser("report", help="threshold report: leave-one-out over the gallery's samples, per model",
+                       description="Genuine and impostor similarity distributions, the closest pair of different "
+                                   "people, the highest score a stranger reaches and the threshold for a target "
+                                   "false-accept rate, per model fingerprint (docs/LIVE_ENROLL_AND_REPORT.md).")
+    p.add_argument("--json", action="store_true", help="the report as one JSON document")
+    p.add_argument("--target-far", type=float, default=1e-3,
+                   help="false-accept rate (share of pairs of different people) to aim at (default: %(default)g)")
+    p.add_argument("--threshold", type=float, help="also show what this threshold does (e.g. the configured one)")
+    p.add_argument("--fingerprint", action="append", help="only this model fingerprint (repeatable)")
+    p.add_argument("--plot", metavar="PNG", help="plot the distributions (needs matplotlib: pip install 'faceedge[plot]')")
+    p.set_defaults(func=run_report)
     for p in sub.choices.values():
         add_gallery_option(p)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -132,6 +143,54 @@ def reembed_missing(gallery, pipeline, quiet=False):
     done = gallery.reembed(pipeline.recognizer_fingerprint, pipeline.embed_crops, progress=bar.update)
     bar.close()
     return done
+
+
+def run_report(args):
+    from edge.daemon.report_publisher import check_target_far
+    from edge.gallery.report import build_report, plot_report
+    target = check_target_far(args.target_far)
+    with open_gallery_from_args(args) as gallery:
+        if args.fingerprint:
+            known = set(gallery.summary().fingerprints)
+            for fingerprint in args.fingerprint:
+                if fingerprint not in known:
+                    raise FaceEdgeError("no embeddings for model {} in the gallery (models: {})".format(
+                        fingerprint, ", ".join(sorted(known)) or "none"))
+        report = build_report(gallery, target, args.threshold, args.fingerprint)
+    if args.plot:
+        if plot_report(report, args.plot):
+            print("plot written to {}".format(args.plot), file=sys.stderr)
+        else:
+            print("warning: matplotlib is not installed (pip install 'faceedge[plot]'): no plot written",
+                  file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.data, sort_keys=True))
+        return 0
+    if not report.data["models"]:
+        print("the gallery has no embeddings yet")
+    for model in report.data["models"]:
+        print("model {}: {} people, {} samples ({} people with several)".format(
+            model["fingerprint"], model["people"], model["samples"], model["people_with_several_samples"]))
+        for kind in ("genuine", "impostor"):
+            d = model[kind]
+            print("  {:9s} {}".format(kind, "no pairs" if d is None else
+                                      "{} pairs, median {:.3f}, p05 {:.3f}, p95 {:.3f}, min {:.3f}, max {:.3f}".format(
+                                          d["pairs"], d["median"], d["p05"], d["p95"], d["min"], d["max"])))
+        if model["closest_pair"]:
+            print("  closest different people: {} and {} ({:.3f})".format(
+                model["closest_pair"]["names"][0], model["closest_pair"]["names"][1], model["closest_pair"]["similarity"]))
+        if model["suggested_threshold"] is not None:
+            rates = model["at_suggested"]
+            print("  suggested threshold for FAR {:g}: {:.3f} (gallery pairs: FAR {}, FRR {})".format(
+                report.data["target_far"], model["suggested_threshold"], rates["false_accept_rate"],
+                rates["false_reject_rate"]))
+        if model["at_threshold"]:
+            rates = model["at_threshold"]
+            print("  at threshold {:.3f}: FAR {}, FRR {}".format(rates["threshold"], rates["false_accept_rate"],
+                                                              rates["false_reject_rate"]))
+        if model["note"]:
+            print("  note: " + model["note"])
+    return 0
 
 
 def run_reembed(args):

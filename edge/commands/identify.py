@@ -1,10 +1,12 @@
 """`faceedge identify IMAGE... --json`: who is in each photo."""
 import json
+import os
 import sys
 
 from edge.batch_reader import map_images
 from edge.commands._options import add_gallery_option, add_model_options, open_gallery_from_args, pipeline_from_args
 from edge.commands.gallery import reembed_missing
+from edge.errors import FaceEdgeError
 from edge.matching import Matcher
 
 
@@ -18,6 +20,9 @@ def register(subparsers):
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--json", action="store_true", help="JSON lines (default: a readable line per face)")
     parser.add_argument("--threshold", type=float, help="cosine threshold (default: the model's)")
+    parser.add_argument("--annotate", metavar="OUT",
+                        help="write the image with boxes, names (or unknown) and similarity to OUT; with several "
+                             "images OUT is a directory (created) and each keeps its file name")
     add_gallery_option(parser)
     add_model_options(parser)
     parser.set_defaults(func=run)
@@ -26,6 +31,26 @@ def register(subparsers):
 def _quality(q):
     return {"score": round(q.score, 3), "size": round(q.size, 1), "blur": round(q.blur, 1),
             "yaw": round(q.yaw, 1), "pitch": round(q.pitch, 1), "roll": round(q.roll, 1), "usable": q.usable}
+
+
+def _annotated_path(args, path):
+    if len(args.images) == 1:
+        return args.annotate
+    if not os.path.isdir(args.annotate):
+        os.makedirs(args.annotate)
+    return os.path.join(args.annotate, os.path.basename(path))
+
+
+def _write_annotated(out, image, faces, matches):
+    import cv2
+    from edge.annotate import FaceLabel, draw
+    labels = []
+    for face in faces:
+        match = matches.get(id(face))
+        labels.append(FaceLabel(tuple(face.detection.bbox), match.identity if match else None,
+                                match.similarity if match else None, None))
+    if not cv2.imwrite(out, draw(image, labels)):
+        raise FaceEdgeError("cannot write the annotated image {} (use .jpg or .png)".format(out))
 
 
 def run(args):
@@ -56,6 +81,8 @@ def run(args):
                     "similarity": round(match.similarity, 4) if match else 0.0,
                     "quality": _quality(face.quality),
                 })
+            if args.annotate:
+                _write_annotated(_annotated_path(args, item.path), item.image, faces, matches)
         if args.json:
             sys.stdout.write(json.dumps(record) + "\n")
         elif record["error"]:

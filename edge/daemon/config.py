@@ -37,7 +37,7 @@ Models = NamedTuple("Models", [("profile", str), ("dir", str), ("backend", str),
                                ("detector", str), ("recognizer", str)])  # derived "family:path" or ""
 Engines = NamedTuple("Engines", [("dir", str), ("build_on_start", bool), ("precision", str), ("max_batch", int),
                                  ("calibration_dir", str)])
-GalleryConfig = NamedTuple("GalleryConfig", [("path", str)])
+GalleryConfig = NamedTuple("GalleryConfig", [("path", str), ("report_on_change", bool), ("report_target_far", float)])
 Camera = NamedTuple("Camera", [("name", str), ("source", str), ("type", str), ("loop", bool), ("fps", float),
                                ("roi", List[int]), ("width", int), ("height", int), ("latency_ms", int),
                                ("reconnect_max_s", float)])
@@ -124,7 +124,8 @@ SCHEMA = {
     "engines": [("dir", str, "", None), ("build_on_start", bool, True, None),
                 ("precision", str, "auto", _one_of("auto", "fp16", "int8", "fp32")),
                 ("max_batch", int, 32, _between(1, 1024)), ("calibration_dir", str, "", None)],
-    "gallery": [("path", str, "", None)],
+    "gallery": [("path", str, "", None), ("report_on_change", bool, True, None),
+                ("report_target_far", float, 0.001, _between(1e-6, 0.5))],
     "recognition": [("threshold", float, 0.0, _between(0.0, 1.0)), ("min_quality", float, 0.35, _between(0.0, 1.0)),
                     ("det_size", int, 640, lambda v: None if 64 <= v <= 4096 and v % 32 == 0
                      else "must be a multiple of 32 between 64 and 4096"),
@@ -220,7 +221,8 @@ def config_from_dict(data, source="<config>"):
     models = _models(source, Models(*(sections["models"] + ["", ""])), base)
     engines = Engines(*sections["engines"])
     engines = engines._replace(dir=engines.dir or os.path.join(base, "engines"))
-    gallery = GalleryConfig(os.path.expanduser(sections["gallery"][0]) or os.path.join(base, "gallery.db"))
+    gallery = GalleryConfig(*sections["gallery"])
+    gallery = gallery._replace(path=os.path.expanduser(gallery.path) or os.path.join(base, "gallery.db"))
     cameras_raw = data.get("cameras", [])
     if not isinstance(cameras_raw, list):
         raise ConfigError("{}: cameras: must be an array of tables ([[cameras]])".format(source))

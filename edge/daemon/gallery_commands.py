@@ -3,6 +3,8 @@
 Request:  {"request_id": "...", "action": "enroll"|"negative"|"remove"|"rename"|"list", ...}
   enroll/negative: "name" and "images" (base64 JPEG/PNG), or "embeddings" + "fingerprint" (enroll)
   rename: "name", "new_name"
+  enroll_live: "name", "camera", optional "seconds", "samples", "min_samples" (edge/daemon/live_enroll.py)
+  report: optional "target_far" (edge/gallery/report.py)
 Response: {"request_id", "ok", "result"} or {"request_id", "ok": false, "error"}.
 
 Everything is validated and every image decoded and embedded before the gallery is touched,
@@ -26,8 +28,9 @@ from edge.imageio import decode_image
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("enroll", "negative", "remove", "rename", "list")
-KEYS = ("request_id", "action", "name", "new_name", "images", "embeddings", "fingerprint")
+ACTIONS = ("enroll", "negative", "remove", "rename", "list", "enroll_live", "report")
+KEYS = ("request_id", "action", "name", "new_name", "images", "embeddings", "fingerprint",
+        "camera", "seconds", "samples", "min_samples", "target_far")
 MAX_REQUEST_ID = 200
 
 
@@ -42,16 +45,23 @@ class CommandError(FaceEdgeError):
 
 
 class GalleryCommandHandler(object):
-    def __init__(self, gallery, pipeline, limits, on_change=None, publisher=None, discovery=None):
-        # type: (object, object, object, Optional[Callable[..., None]], object, object) -> None
+    def __init__(self, gallery, pipeline, limits, on_change=None, publisher=None, discovery=None, live=None,
+                 report=None):
+        # type: (object, object, object, Optional[Callable[..., None]], object, object, object, object) -> None
         """publisher (optional): gallery/state is republished after each change and on every
-        (re)connect; discovery (optional, edge.daemon.discovery.Discovery): HA sensors per person."""
+        (re)connect; discovery (optional, edge.daemon.discovery.Discovery): HA sensors per person;
+        live (optional, edge.daemon.live_enroll.LiveEnroller): enroll_live; report (optional,
+        edge.daemon.report_publisher.ReportPublisher): the report action and gallery/report."""
         self.gallery = gallery
         self.pipeline = pipeline
         self.limits = limits
         self.on_change = on_change
         self.publisher = publisher
         self.discovery = discovery
+        self.live = live
+        self.report = report
+        if live is not None:
+            live.on_committed = lambda name: self._changed("enroll_live", name)
         if publisher is not None and hasattr(publisher, "on_connected"):
             publisher.on_connected(self.announce)
 
@@ -111,6 +121,8 @@ class GalleryCommandHandler(object):
             command = json.loads(payload.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise CommandError("command is not valid JSON ({}); send a JSON object with an \"action\"".format(exc))
+        except RecursionError:
+            raise CommandError("command is nested too deeply to be a gallery command")
         if not isinstance(command, dict):
             raise CommandError("command must be a JSON object with an \"action\"")
         return command
@@ -137,7 +149,17 @@ class GalleryCommandHandler(object):
             # Read-only: answered afresh when repeated (recording it would bump the gallery version).
             return respond({"people": people, "version": self.gallery.version})
 
+        if action == "report":
+            if self.report is None:
+                raise CommandError("the report is not available in this build")
+            return respond(self.report.build(command.get("target_far")))
+
         name = self._name(command, "name")
+        if action == "enroll_live":
+            from edge.daemon.live_enroll import request_from_command
+            if self.live is None:
+                raise CommandError("enroll_live needs the daemon's cameras; not available here")
+            return self.live.start(request_from_command(command, request_id, name, self.live.cameras))
         if action == "remove":
             respond_remove = lambda count: respond({"name": name, "removed_samples": count})
             count = self.gallery.remove(name, request_id=request_id, respond=respond_remove)
@@ -230,6 +252,8 @@ class GalleryCommandHandler(object):
                 self.publisher.publish_state(self.state_json())
             except Exception as exc:
                 log.error("publishing the gallery state failed: %s", exc)
+        if self.report is not None:
+            self.report.changed()
         if self.on_change is not None:
             self.on_change(action, name)
 

@@ -18,6 +18,7 @@ from edge.align import align_face
 from edge.daemon.camera import Camera, spec_from
 from edge.daemon.decisions import Observation, TrackDecision, observations_for
 from edge.daemon.events import ZERO_LATENCY, Event, Latency, new_event_id
+from edge.daemon.hooks import ProcessedFrame
 from edge.daemon.latency import RollingStats
 from edge.daemon.tracker import Tracker
 from edge.quality import assess
@@ -38,9 +39,10 @@ def _attr(obj, name, default):
 class Service(object):
     def __init__(self, config, pipeline, gallery, matcher_factory, publisher, notifier,
                  command_handler=None, capture_factory=None, once=False, max_seconds=0.0,
-                 config_loader=None):
+                 config_loader=None, hooks=None):
         """matcher_factory(gallery, fingerprint, threshold) -> matcher with match(embeddings);
-        config_loader() -> a fresh Config on SIGHUP (None: keep the thresholds)."""
+        config_loader() -> a fresh Config on SIGHUP (None: keep the thresholds);
+        hooks: edge.daemon.hooks.FrameHook objects given every processed frame."""
         self.config = config
         self.pipeline = pipeline
         self.gallery = gallery
@@ -52,6 +54,7 @@ class Service(object):
         self.once = once
         self.max_seconds = max_seconds
         self.config_loader = config_loader
+        self.hooks = list(hooks or [])
         self.latency = RollingStats()
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -156,6 +159,8 @@ class Service(object):
                         self._process(frame)
                 now = time.monotonic()
                 self._end_tracks(now)
+                for hook in self.hooks:
+                    self._call_hook(hook.tick, now)
                 if all(c.state in ("ended", "stopped") for c in self.cameras):
                     # no camera, or only finished files: the loop is the heartbeat; a lost camera is not
                     self._heartbeat = now
@@ -187,6 +192,8 @@ class Service(object):
         for name, tracker in self.trackers.items():
             for track in tracker.end_all():
                 self._emit_end(track)
+        for hook in self.hooks:
+            self._call_hook(hook.close)
         self._publish_stats(started, status=False)
         self._commands.put(None)
         self.publisher.stop()
@@ -223,7 +230,8 @@ class Service(object):
         align_ms = (time.perf_counter() - start) * 1000.0
         tracks, ended = tracker.update([d.bbox for d in detections], frame.captured_mono)
         start = time.perf_counter()
-        wanted = [i for i, q in enumerate(qualities) if q.usable and self._needs_embedding(tracks[i])]
+        embed_all = any(h.wants_embeddings(frame.source) for h in self.hooks)
+        wanted = [i for i, q in enumerate(qualities) if q.usable and (embed_all or self._needs_embedding(tracks[i]))]
         vectors = p.embed_crops([crops[i] for i in wanted]) if wanted else []
         by_index = dict(zip(wanted, vectors))
         embed_ms = (time.perf_counter() - start) * 1000.0
@@ -254,6 +262,7 @@ class Service(object):
         match_ms = (time.perf_counter() - match_start) * 1000.0
         capture_ms = (begin - frame.captured_mono) * 1000.0
         observations = observations_for(faces, matches, frame.captured_at)
+        identities = []
         for track, obs in zip(tracks, observations):
             decision = self.decisions.get(track.track_id)
             if decision is None:
@@ -264,8 +273,14 @@ class Service(object):
             if kind is not None:
                 stages = (capture_ms, detect_ms, align_ms, embed_ms, match_ms)
                 self._emit(kind, track, decision, obs, frame.captured_mono, stages)
+            identities.append(decision.announced.identity if decision.announced else None)
         for track in ended:
             self._emit_end(track)
+        if self.hooks:
+            processed = ProcessedFrame(frame, faces, matches, [t.track_id for t in tracks], identities,
+                                       self.processed_fps())
+            for hook in self.hooks:
+                self._call_hook(hook.on_frame, processed)
         done = time.monotonic()
         self._processed += 1
         self._processed_times.append(done)
@@ -275,6 +290,13 @@ class Service(object):
         self.latency.add_many((("capture", capture_ms), ("detect", detect_ms),
                                ("align", align_ms), ("embed", embed_ms),
                                ("match", match_ms), ("frame_total", (done - frame.captured_mono) * 1000.0)))
+
+    @staticmethod
+    def _call_hook(method, *args):
+        try:
+            method(*args)
+        except Exception:      # an annotation or enrollment bug must not stop recognition
+            log.exception("frame hook %s failed", getattr(method, "__qualname__", method))
 
     def _snapshot_crop(self, image, obs):
         x1, y1, x2, y2 = obs.bbox

@@ -1,0 +1,135 @@
+"""`faceedge enroll NAME --camera CAM [--config FILE]`: the daemon's enroll_live, from the shell.
+
+The same SampleCollector as the daemon; the frames come from a camera opened here (the
+daemon must not hold the same device), a preview window shows the face box and progress
+when a display exists (keys: s save this face now, q quit without enrolling).
+"""
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+
+from edge.errors import FaceEdgeError
+
+
+def add_live_options(parser):
+    group = parser.add_argument_group("from a camera (instead of photos)")
+    group.add_argument("--camera", metavar="CAM",
+                       help="a camera name from --config, or a source: /dev/videoN, an index, rtsp://..., a video file")
+    group.add_argument("--config", metavar="FILE", help="daemon configuration: cameras, models, gallery, threshold")
+    group.add_argument("--seconds", type=float, default=15.0, help="how long to collect (default: %(default)s)")
+    group.add_argument("--samples", type=int, default=10, help="distinct samples to collect (default: %(default)s)")
+    group.add_argument("--min-samples", type=int, default=0,
+                       help="fewer than this at the end: nothing is enrolled (default: half of --samples)")
+    group.add_argument("--no-preview", action="store_true", help="no window even when a display exists")
+
+
+def _setup(args):
+    """(camera spec, pipeline, gallery, threshold, confident margin)."""
+    from edge.daemon.camera import CameraSpec, spec_from
+    if args.config:
+        from edge.commands.daemon import open_pipeline_for
+        from edge.daemon.config import load_config
+        from edge.gallery import Gallery
+        config = load_config(args.config)
+        named = dict((c.name, c) for c in config.cameras)
+        spec = spec_from(named[args.camera]) if args.camera in named else _source_spec(CameraSpec, args.camera)
+        pipeline = open_pipeline_for(config)
+        gallery = Gallery(args.gallery or config.gallery.path)
+        threshold = config.recognition.threshold or pipeline.threshold
+        return spec, pipeline, gallery, threshold, config.recognition.confident_margin
+    from edge.commands._options import open_gallery_from_args, pipeline_from_args
+    pipeline = pipeline_from_args(args)
+    return _source_spec(CameraSpec, args.camera), pipeline, open_gallery_from_args(args), pipeline.threshold, 0.05
+
+
+def _source_spec(CameraSpec, source):
+    return CameraSpec(name="camera", source=source, type="auto", loop=False, fps=0.0, roi=None, width=0,
+                      height=0, latency_ms=200, reconnect_max_s=5.0)
+
+
+def run_camera(args):
+    from edge.annotate import FaceLabel, Preview, draw
+    from edge.commands.gallery import reembed_missing
+    from edge.daemon.camera import Camera
+    from edge.daemon.live_enroll import MAX_SAMPLES, LiveRequest, SampleCollector, default_min_samples, progress_json
+    from edge.gallery.store import validate_name
+    from edge.matching import Matcher
+
+    if not 1 <= args.samples <= MAX_SAMPLES:
+        raise FaceEdgeError("--samples must be between 1 and {}".format(MAX_SAMPLES))
+    if args.seconds <= 0:
+        raise FaceEdgeError("--seconds must be positive")
+    min_samples = args.min_samples or default_min_samples(args.samples)
+    if not 1 <= min_samples <= args.samples:
+        raise FaceEdgeError("--min-samples must be between 1 and --samples")
+    name = validate_name(args.name)
+    spec, pipeline, gallery, threshold, margin = _setup(args)
+    try:
+        reembed_missing(gallery, pipeline, quiet=True)
+        matcher = Matcher.from_gallery(gallery, pipeline.recognizer_fingerprint, threshold)
+        request = LiveRequest(None, name, spec.name, float(args.seconds), args.samples, min_samples)
+        wake = threading.Event()
+        camera = Camera(spec, wakeup=wake, backoff_start_s=0.5)
+        preview = Preview("faceedge enroll " + name, enabled=not args.no_preview)
+        collector = None
+        camera.start()
+        try:
+            # The clock starts with the first frame: opening a camera or an RTSP stream takes a while.
+            while not camera.opened_once.wait(0.1):
+                if camera.state == "reconnecting" and camera.reconnects >= 3:
+                    raise FaceEdgeError("cannot open the camera: {}".format(camera.last_error))
+            collector = SampleCollector(request, threshold + margin)
+            reported = (-1, 0.0)
+            while not collector.finished():
+                frame = camera.take()
+                if frame is None:
+                    if camera.state in ("ended", "stopped"):
+                        break
+                    wake.wait(0.05)
+                    wake.clear()
+                    continue
+                faces = pipeline.process(frame.image, spec.name)
+                usable = [i for i, f in enumerate(faces) if f.embedding is not None]
+                matches = [None] * len(faces)
+                if usable:
+                    for i, m in zip(usable, matcher.match(np.stack([faces[i].embedding for i in usable]))):
+                        matches[i] = m
+                collector.offer(faces, matches)
+                progress = collector.progress()
+                now = time.monotonic()
+                if progress.samples != reported[0] or now - reported[1] >= 1.0:
+                    reported = (progress.samples, now)
+                    sys.stderr.write("{}: {}/{} samples, {:.0f} s of {:g}\n".format(
+                        name, progress.samples, progress.target, progress.elapsed_s, progress.seconds))
+                if preview.enabled:
+                    labels = [FaceLabel(tuple(f.detection.bbox), m.identity if m else None,
+                                        m.similarity if m else None, None) for f, m in zip(faces, matches)]
+                    header = "enrolling {}: {}/{}  {:.0f} s left  [s] save  [q] quit".format(
+                        name, progress.samples, progress.target, max(0.0, progress.seconds - progress.elapsed_s))
+                    key = preview.show(draw(frame.image, labels, header=header))
+                    if key == "s":
+                        collector.save_now(faces)
+                    elif key == "q":
+                        collector.cancel("stopped with q; nothing enrolled")
+        finally:
+            camera.stop()
+            preview.close()
+        outcome = collector.outcome()
+        summary = progress_json(outcome.progress)
+        if not outcome.ok:
+            if args.json:
+                print(json.dumps({"ok": False, "error": outcome.reason, "matches": outcome.other_person,
+                                  "summary": summary}, sort_keys=True))
+            raise FaceEdgeError(outcome.reason)
+        ids = gallery.enroll(name, outcome.samples, pipeline.recognizer_fingerprint)
+    finally:
+        gallery.close()
+    result = {"name": name, "added": len(ids), "sample_ids": ids, "camera": spec.name}
+    if args.json:
+        print(json.dumps({"ok": True, "result": result, "summary": summary}, sort_keys=True))
+    else:
+        print("enrolled {} ({} samples from camera {})".format(name, len(ids), spec.name))
+    return 0

@@ -1,0 +1,417 @@
+"""Enrollment from a live camera: `enroll_live` over MQTT and `faceedge enroll NAME --camera CAM`.
+
+`SampleCollector` is the selection, with no threads and no I/O: it is offered the faces of each
+frame and keeps a crop only when the frame has exactly one usable face and that face differs
+from every crop kept so far (embedding or head pose), so a person standing still gives one
+sample, not ten copies. The daemon's `LiveEnroller` is a frame hook: the service loop hands it
+each processed frame of the camera being enrolled (cheap: a few dot products), and the samples
+are committed on a thread of its own, in one gallery transaction, or not at all.
+"""
+import json
+import logging
+import threading
+import time
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from edge.daemon.hooks import FrameHook, ProcessedFrame
+from edge.errors import FaceEdgeError, GalleryError
+from edge.gallery.store import AlreadyDone, Sample
+from edge.types import Face, Match
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SECONDS = 15.0
+DEFAULT_SAMPLES = 10
+MAX_SECONDS = 600.0
+MAX_SAMPLES = 50
+# Two crops are "the same" above this cosine similarity unless the head turned by POSE_STEP:
+# the same photo panned and zoomed stays above ~0.93; two photos of one person are ~0.4-0.8.
+MAX_SIMILARITY = 0.90
+POSE_STEP = 12.0
+# Frames that strongly match another person before the enrollment is refused.
+OTHER_PERSON_FRAMES = 3
+PROGRESS_INTERVAL_S = 1.0
+
+
+class LiveEnrollError(FaceEdgeError):
+    pass
+
+
+LiveRequest = NamedTuple("LiveRequest", [
+    ("request_id", Optional[str]),
+    ("name", str),
+    ("camera", str),
+    ("seconds", float),
+    ("samples", int),          # stop early when this many distinct samples are kept
+    ("min_samples", int),      # fewer at the end: nothing is enrolled
+])
+
+Progress = NamedTuple("Progress", [
+    ("samples", int),               # distinct samples kept so far
+    ("target", int),
+    ("min_samples", int),
+    ("frames", int),                # frames of the camera seen
+    ("one_face_frames", int),       # with exactly one usable face
+    ("several_faces_frames", int),  # with two or more usable faces (not used)
+    ("no_usable_face_frames", int),  # no face, or none above the quality bar
+    ("elapsed_s", float),
+    ("seconds", float),
+])
+
+Outcome = NamedTuple("Outcome", [
+    ("ok", bool),
+    ("samples", List[Sample]),
+    ("reason", Optional[str]),      # why nothing is enrolled (ok False)
+    ("other_person", Optional[str]),  # the person the face already matches, when that is the reason
+    ("progress", Progress),
+])
+
+
+def request_from_command(command, request_id, name, cameras):
+    # type: (dict, Optional[str], str, Sequence[str]) -> LiveRequest
+    """Validate the enroll_live fields (name already validated by the caller)."""
+    camera = command.get("camera")
+    if not isinstance(camera, str) or not camera:
+        raise LiveEnrollError("\"camera\" must be the name of a camera ({})".format(", ".join(cameras) or "none configured"))
+    if camera not in cameras:
+        raise LiveEnrollError("no camera named {!r}; cameras: {}".format(camera, ", ".join(cameras) or "none configured"))
+    seconds = _number(command, "seconds", DEFAULT_SECONDS, 1.0, MAX_SECONDS, float)
+    samples = int(_number(command, "samples", DEFAULT_SAMPLES, 1, MAX_SAMPLES, int))
+    min_samples = int(_number(command, "min_samples", default_min_samples(samples), 1, samples, int))
+    return LiveRequest(request_id, name, camera, seconds, samples, min_samples)
+
+
+def default_min_samples(samples):
+    # type: (int) -> int
+    return max(1, (samples + 1) // 2)
+
+
+def _number(command, key, default, low, high, kind):
+    value = command.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+        raise LiveEnrollError("\"{}\" must be {} between {} and {}".format(
+            key, "an integer" if kind is int else "a number", low, high))
+    if not low <= value <= high:
+        raise LiveEnrollError("\"{}\" must be between {} and {}, got {}".format(key, low, high, value))
+    return kind(value)
+
+
+class SampleCollector(object):
+    """Chooses distinct single-face crops for one enrollment. Not thread-safe: one caller."""
+
+    def __init__(self, request, strong_similarity, started=None, clock=time.monotonic):
+        # type: (LiveRequest, float, Optional[float], Callable[[], float]) -> None
+        self.request = request
+        self.strong_similarity = float(strong_similarity)
+        self.clock = clock
+        self.started = clock() if started is None else started
+        self.kept = []        # type: List[Face]
+        self.frames = 0
+        self.one_face = 0
+        self.several = 0
+        self.no_usable = 0
+        self.other = {}       # type: Dict[str, List[float]]  name -> similarities of strong matches
+        self.refusal = None   # type: Optional[str]
+        self.other_person = None  # type: Optional[str]
+        self.cancelled = None  # type: Optional[str]
+
+    # -- frames in ------------------------------------------------------------------------
+    def offer(self, faces, matches=None):
+        # type: (Sequence[Face], Optional[Sequence[Optional[Match]]]) -> bool
+        """One frame's faces (and their matches, same order); True when a crop was kept."""
+        if self.finished():
+            return False
+        self.frames += 1
+        usable = [i for i, f in enumerate(faces) if f.quality.usable and f.embedding is not None]
+        if len(usable) >= 2:
+            self.several += 1
+            return False
+        if not usable:
+            self.no_usable += 1
+            return False
+        self.one_face += 1
+        face = faces[usable[0]]
+        match = matches[usable[0]] if matches is not None else None
+        if self._matches_someone_else(match):
+            return False
+        if not self._distinct(face):
+            return False
+        self.kept.append(face)
+        return True
+
+    def save_now(self, faces):
+        # type: (Sequence[Face]) -> bool
+        """Keep the current face even if it looks like one already kept (the preview's `s` key)."""
+        usable = [f for f in faces if f.quality.usable and f.embedding is not None]
+        if len(usable) != 1 or self.finished() or len(self.kept) >= self.request.samples:
+            return False
+        self.kept.append(usable[0])
+        return True
+
+    def cancel(self, reason):
+        # type: (str) -> None
+        self.cancelled = reason
+
+    def _matches_someone_else(self, match):
+        # type: (Optional[Match]) -> bool
+        if match is None:
+            return False
+        for candidate in match.candidates:
+            if candidate.name != self.request.name and candidate.similarity >= self.strong_similarity:
+                scores = self.other.setdefault(candidate.name, [])
+                scores.append(float(candidate.similarity))
+                if len(scores) >= OTHER_PERSON_FRAMES and self.refusal is None:
+                    self.other_person = candidate.name
+                    self.refusal = ("the face in front of camera {} already matches {!r} (similarity {:.2f}, "
+                                    "over {:.2f}); nothing enrolled as {!r}: if it is the same person, add "
+                                    "samples to {!r} instead".format(self.request.camera, candidate.name,
+                                                                     float(np.median(scores)), self.strong_similarity,
+                                                                     self.request.name, candidate.name))
+                return True
+        return False
+
+    def _distinct(self, face):
+        # type: (Face) -> bool
+        for kept in self.kept:
+            similarity = float(np.dot(face.embedding, kept.embedding))
+            turned = abs(face.quality.yaw - kept.quality.yaw) + abs(face.quality.pitch - kept.quality.pitch)
+            if similarity >= MAX_SIMILARITY and turned < POSE_STEP:
+                return False
+        return True
+
+    # -- state ----------------------------------------------------------------------------
+    def elapsed(self):
+        # type: () -> float
+        return max(0.0, self.clock() - self.started)
+
+    def finished(self):
+        # type: () -> bool
+        return (self.refusal is not None or self.cancelled is not None or len(self.kept) >= self.request.samples
+                or self.elapsed() >= self.request.seconds)
+
+    def progress(self):
+        # type: () -> Progress
+        r = self.request
+        return Progress(len(self.kept), r.samples, r.min_samples, self.frames, self.one_face, self.several,
+                        self.no_usable, round(min(self.elapsed(), r.seconds), 1), r.seconds)
+
+    def outcome(self):
+        # type: () -> Outcome
+        progress = self.progress()
+        if self.cancelled is not None:
+            return Outcome(False, [], self.cancelled, None, progress)
+        if self.refusal is not None:
+            return Outcome(False, [], self.refusal, self.other_person, progress)
+        if len(self.kept) >= self.request.min_samples:
+            samples = [Sample(crop=f.crop, embedding=f.embedding,
+                              source="live:{}:{}".format(self.request.camera, i + 1)) for i, f in enumerate(self.kept)]
+            return Outcome(True, samples, None, None, progress)
+        return Outcome(False, [], self._shortfall(), None, progress)
+
+    def _shortfall(self):
+        # type: () -> str
+        r = self.request
+        where = "camera {} in {:g} s".format(r.camera, r.seconds)
+        if self.frames == 0:
+            return "no frames from {}: is the camera running?".format(where)
+        if self.several and self.several >= self.one_face:
+            return ("two or more faces were in view {} on {}: only the person to enroll may be in front of "
+                    "the camera; nothing enrolled ({} distinct sample{} of the {} needed)".format(
+                        "the whole time ({} frames)".format(self.several) if not self.one_face else
+                        "in {} of {} frames".format(self.several, self.frames), where, len(self.kept),
+                        "" if len(self.kept) == 1 else "s", r.min_samples))
+        if self.one_face == 0:
+            return ("no face above the quality bar in {} frames of {} (too small, blurred or turned away): come "
+                    "closer, face the camera, add light; nothing enrolled".format(self.frames, where))
+        return ("only {} distinct sample{} of the {} needed from {} ({} frames with one face, {} with several): "
+                "turn the head a little between frames, or allow more seconds; nothing enrolled".format(
+                    len(self.kept), "" if len(self.kept) == 1 else "s", r.min_samples, where, self.one_face,
+                    self.several))
+
+
+def progress_json(progress):
+    # type: (Progress) -> dict
+    return dict(progress._asdict())
+
+
+class _Session(object):
+    __slots__ = ("request", "collector", "last_progress", "kept_reported")
+
+    def __init__(self, request, collector):
+        self.request = request
+        self.collector = collector
+        self.last_progress = 0.0
+        self.kept_reported = 0
+
+
+class LiveEnroller(FrameHook):
+    """enroll_live inside the daemon: at most one enrollment per camera at a time.
+
+    start() runs on the command worker and returns at once; the service loop feeds frames
+    (on_frame) and checks time-outs (tick); a finished enrollment is committed on its own
+    thread, so neither the frame loop nor other gallery commands wait for it."""
+
+    def __init__(self, gallery, fingerprint, cameras, publish_response, strong_similarity,
+                 on_committed=None, clock=time.monotonic):
+        # type: (object, str, Sequence[str], Callable[[str], None], Callable[[], float], Optional[Callable[[str], None]], Callable[[], float]) -> None
+        """strong_similarity() -> the similarity above which a face 'already is' someone else."""
+        self.gallery = gallery
+        self.fingerprint = fingerprint
+        self.cameras = list(cameras)
+        self.publish_response = publish_response
+        self.strong_similarity = strong_similarity
+        self.on_committed = on_committed
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._active = {}     # type: Dict[str, _Session]   camera -> session
+        self._finishing = {}  # type: Dict[str, _Session]   request id -> session being committed
+        self._threads = []    # type: List[threading.Thread]
+        self._closed = False
+
+    # -- command worker -------------------------------------------------------------------
+    def start(self, request):
+        # type: (LiveRequest) -> str
+        """Begin an enrollment; returns the first progress message (or a repeat's current one)."""
+        with self._lock:
+            if self._closed:
+                raise LiveEnrollError("the daemon is stopping; try again when it is back")
+            for session in list(self._active.values()) + list(self._finishing.values()):
+                if request.request_id is not None and session.request.request_id == request.request_id:
+                    return self._progress_message(session, "running")   # a repeated command: still going
+            busy = self._active.get(request.camera)
+            if busy is not None:
+                raise LiveEnrollError("camera {} is already enrolling {!r} (request {}); wait for its answer".format(
+                    request.camera, busy.request.name, busy.request.request_id))
+            session = _Session(request, SampleCollector(request, self.strong_similarity(), clock=self.clock))
+            session.last_progress = self.clock()
+            self._active[request.camera] = session
+        log.info("live enrollment of %r on camera %s started (request %s, %g s, %d samples)", request.name,
+                 request.camera, request.request_id, request.seconds, request.samples)
+        return self._progress_message(session, "started")
+
+    # -- service loop ---------------------------------------------------------------------
+    def wants_embeddings(self, camera):
+        # type: (str) -> bool
+        return camera in self._active
+
+    def on_frame(self, processed):
+        # type: (ProcessedFrame) -> None
+        session = self._active.get(processed.frame.source)
+        if session is None:
+            return
+        session.collector.offer(processed.faces, processed.matches)
+        self._after_frame(session)
+
+    def tick(self, now):
+        # type: (float) -> None
+        for session in list(self._active.values()):
+            self._after_frame(session)
+
+    def _after_frame(self, session):
+        # type: (_Session) -> None
+        collector = session.collector
+        if collector.finished():
+            self._finish(session)
+            return
+        now = self.clock()
+        kept = len(collector.kept)
+        if kept != session.kept_reported or now - session.last_progress >= PROGRESS_INTERVAL_S:
+            session.kept_reported = kept
+            session.last_progress = now
+            self._publish(self._progress_message(session, "collecting"))
+
+    def _finish(self, session):
+        # type: (_Session) -> None
+        with self._lock:
+            if self._active.get(session.request.camera) is not session:
+                return
+            del self._active[session.request.camera]
+            key = session.request.request_id or "(none):{}".format(id(session))
+            self._finishing[key] = session
+        thread = threading.Thread(target=self._commit, args=(session, key), name="live-enroll-commit")
+        thread.daemon = True
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    # -- commit thread --------------------------------------------------------------------
+    def _commit(self, session, key):
+        # type: (_Session, str) -> None
+        request = session.request
+        outcome = session.collector.outcome()
+        try:
+            if not outcome.ok:
+                log.warning("live enrollment of %r refused: %s", request.name, outcome.reason)
+                self._publish(self._final(request, False, error=outcome.reason, progress=outcome.progress,
+                                          other_person=outcome.other_person))
+                return
+            respond = lambda ids: self._final(request, True, result={
+                "name": request.name, "sample_ids": list(ids), "added": len(ids), "camera": request.camera},
+                progress=outcome.progress)
+            try:
+                ids = self.gallery.enroll(request.name, outcome.samples, self.fingerprint,
+                                          request_id=request.request_id, respond=respond)
+                response = respond(ids)
+            except AlreadyDone as done:
+                response = done.response
+            except GalleryError as exc:
+                response = self._final(request, False, error=str(exc), progress=outcome.progress)
+                self._publish(response)
+                return
+            log.info("live enrollment of %r committed: %d samples", request.name, len(outcome.samples))
+            self._publish(response)
+            if self.on_committed is not None:
+                self.on_committed(request.name)
+        except Exception as exc:      # a bug: say so on the response topic, keep the daemon up
+            log.exception("live enrollment of %r failed", request.name)
+            self._publish(self._final(request, False, error="internal error: {}; see the daemon's log".format(exc),
+                                      progress=outcome.progress))
+        finally:
+            with self._lock:
+                self._finishing.pop(key, None)
+
+    # -- stopping -------------------------------------------------------------------------
+    def close(self):
+        # type: () -> None
+        """The daemon stops: running enrollments end with nothing enrolled; commits in progress finish."""
+        with self._lock:
+            self._closed = True
+            sessions = list(self._active.values())
+            self._active.clear()
+        for session in sessions:
+            session.collector.cancel("interrupted: the daemon stopped before the enrollment ended; nothing "
+                                     "was enrolled as {!r}".format(session.request.name))
+            outcome = session.collector.outcome()
+            self._publish(self._final(session.request, False, error=outcome.reason, progress=outcome.progress))
+        for thread in list(self._threads):
+            thread.join(10.0)
+
+    # -- messages -------------------------------------------------------------------------
+    def _progress_message(self, session, state):
+        # type: (_Session, str) -> str
+        body = progress_json(session.collector.progress())
+        body.update(state=state, name=session.request.name, camera=session.request.camera)
+        return json.dumps({"request_id": session.request.request_id, "action": "enroll_live", "progress": body},
+                          sort_keys=True)
+
+    @staticmethod
+    def _final(request, ok, result=None, error=None, progress=None, other_person=None):
+        # type: (LiveRequest, bool, object, Optional[str], Optional[Progress], Optional[str]) -> str
+        body = {"request_id": request.request_id, "ok": ok, "action": "enroll_live"}
+        if ok:
+            body["result"] = result
+        else:
+            body["error"] = error
+            if other_person is not None:
+                body["matches"] = other_person
+        if progress is not None:
+            body["summary"] = progress_json(progress)
+        return json.dumps(body, sort_keys=True)
+
+    def _publish(self, payload):
+        # type: (str) -> None
+        try:
+            self.publish_response(payload)
+        except Exception as exc:
+            log.error("publishing a live enrollment message failed: %s", exc)
