@@ -48,6 +48,7 @@ def _text(image, text, origin, colour, scale=0.5):
     import cv2
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     x, y = origin
+    x = max(0, min(x, image.shape[1] - w - 2))     # keep the caption inside the frame
     y = max(h + base, y)
     cv2.rectangle(image, (x, y - h - base), (x + w + 2, y + 1), colour, -1)
     cv2.putText(image, text, (x + 1, y - base + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
