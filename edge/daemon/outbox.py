@@ -35,9 +35,14 @@ class Outbox(object):
         self.capacity = capacity
         self.full_policy = full_policy
         self._lock = threading.Lock()
+        self.write_failures = 0              # events that could not be stored (e.g. disk full)
+        self.last_error = None               # type: Optional[str]
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
             self.path = os.path.join(directory, "outbox.db")
+            if not os.path.exists(self.path):
+                # events name people: owner-only, and SQLite gives the -wal/-shm files the same mode
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -71,12 +76,16 @@ class Outbox(object):
                     self._db.execute("UPDATE counters SET value = value + ? WHERE key='dropped'", (excess,))
                     self._depth -= excess
                 self._db.execute("COMMIT")
+                self.last_error = None
                 return entry_id
             except sqlite3.DatabaseError as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 self._depth = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
-                raise OutboxError("could not queue an event in {}: {}".format(self.path, exc))
+                self.write_failures += 1
+                self.last_error = "could not queue an event in {}: {}{}".format(
+                    self.path, exc, "; free space on that disk" if "full" in str(exc) else "")
+                raise OutboxError(self.last_error)
 
     def peek(self, after_id, limit):
         # type: (int, int) -> List[Entry]

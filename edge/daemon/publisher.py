@@ -165,6 +165,7 @@ class Publisher(object):
         """The transport's part of the stats: outbox and device telemetry."""
         return {"outbox": {"depth": self.outbox.depth, "capacity": self.outbox.capacity,
                            "dropped": self.outbox.dropped, "full_policy": self.outbox.full_policy,
+                           "write_failures": self.outbox.write_failures, "error": self.outbox.last_error,
                            "connected": self.connected, "published": self.published_events,
                            "publish_latency_ms": _round(self.mean_latency_ms),
                            "last_publish_latency_ms": _round(self.last_latency_ms)},

@@ -216,9 +216,10 @@ class Gallery(object):
                     try:
                         db.execute("COMMIT")
                     except sqlite3.OperationalError as error:
-                        db.execute("ROLLBACK")
+                        if db.in_transaction:
+                            db.execute("ROLLBACK")
                         raise GalleryError("could not commit the gallery change: {}".format(error))
-                else:
+                elif db.in_transaction:     # SQLite may have rolled back itself (e.g. disk full)
                     db.execute("ROLLBACK")
             finally:
                 self.gallery._lock.release()
@@ -254,6 +255,9 @@ class Gallery(object):
             if _busy(exc):
                 raise GalleryError("gallery {} could not be written: locked by another process for more than "
                                    "{:g} s; try again".format(self.path, self.timeout_s))
+            if "full" in str(exc):
+                raise GalleryError("gallery {} could not be written: {}; nothing was changed: free space on "
+                                   "that disk and send the command again".format(self.path, exc))
             raise GalleryError("gallery {} could not be written: {}".format(self.path, exc))
 
     def response_for(self, request_id):
