@@ -32,6 +32,9 @@
 #                                                    tensorrt=8.2.1.8, cv2=4.1.1, cv2_gstreamer=YES,
 #                                                    cv2_path=... (empty value: does not import)
 #                                 DIR/usr/local/cuda/bin/nvcc   present when CUDA's compiler is
+#                                 DIR/systemd        the systemd version (absent: unknown, taken as new)
+#                                 DIR/run/systemd/system   present when systemd runs (systemctl and
+#                                                    journalctl are then the ones in PATH)
 #   FACEEDGE_ETC_DIR=DIR        instead of /etc/faceedge
 #   FACEEDGE_STATE_DIR=DIR      instead of /var/lib/faceedge
 #   FACEEDGE_UNIT_DIR=DIR       instead of /etc/systemd/system
@@ -63,6 +66,8 @@ STATE_DIR="${FACEEDGE_STATE_DIR:-/var/lib/faceedge}"
 UNIT_DIR="${FACEEDGE_UNIT_DIR:-/etc/systemd/system}"
 UNPRIVILEGED="${FACEEDGE_UNPRIVILEGED:-0}"
 SERVICE_USER="faceedge"
+# Marks the user as install.sh's: --purge removes it even after a plain --uninstall (no manifest).
+USER_COMMENT="faceedge face recognition daemon"
 UNITS=(faceedge.service faceedge-build.service faceedge-backup.service faceedge-backup.timer)
 
 CURRENT_STEP="start"
@@ -117,6 +122,8 @@ SHARE="$PREFIX/share"
 MANIFEST="$PREFIX/install-manifest"
 CONFIG="$ETC_DIR/config.toml"
 PASSWORD_FILE="$ETC_DIR/mqtt_password"
+DROPIN="faceedge.service.d/credentials-compat.conf"
+COMPAT_DROPIN="$UNIT_DIR/$DROPIN"
 
 # ---------------------------------------------------------------- platform probes
 # In FACEEDGE_FAKE_ROOT mode every probe reads text files instead of this machine.
@@ -132,6 +139,15 @@ dpkg_version() {  # dpkg_version PACKAGE -> version or "" when not installed
   status="$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)"
   [ "$status" = "installed" ] || return 0
   dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true
+}
+
+systemd_version() {  # the installed systemd's version number, "" when unknown
+  if [ -n "$FAKE_ROOT" ]; then
+    if [ -f "$FAKE_ROOT/systemd" ]; then tr -d '\n' < "$FAKE_ROOT/systemd"; fi
+    return 0
+  fi
+  command -v systemctl >/dev/null 2>&1 || return 0
+  systemctl --version 2>/dev/null | sed -n '1s/^systemd \([0-9]*\).*/\1/p' || true
 }
 
 machine_arch() {
@@ -202,6 +218,7 @@ detect() {
   JETSON_MODEL="$(read_model)"
   PLATFORM="linux"
   JETPACK=""; WANT_PYTHON=""; TENSORRT=""; CUDA=""; PRECISION="none"; PINS=(); JTOP_PIN=""
+  OPENCV_APT="nvidia-opencv"
   PIP_BOOTSTRAP=(pip setuptools wheel)
   if [ -n "$L4T" ] || [[ "$JETSON_MODEL" == *Jetson* ]]; then
     PLATFORM="jetson"
@@ -224,6 +241,8 @@ detect() {
       39.*)
         JETPACK="7.x"; WANT_PYTHON="3.12"; TENSORRT="10.16"; CUDA="13"
         PINS=("numpy" "paho-mqtt>=2,<3" "pycuda" "onnxruntime")
+        # JetPack 7 ships no OpenCV; Ubuntu 24.04's is built with GStreamer.
+        OPENCV_APT="python3-opencv"
         JTOP_PIN="jetson-stats>=7,<8" ;;
       *) die "unsupported L4T $L4T ($JETSON_MODEL): faceedge needs JetPack 4.6 (L4T 32.7), 5.1 (L4T 35), 6.x (L4T 36) or 7.x (L4T 39)" ;;
     esac
@@ -259,6 +278,11 @@ detect() {
     fi
   fi
   TRT_FOUND="$(probe_value tensorrt)"
+  SYSTEMD_VERSION="$(systemd_version)"
+  # LoadCredential= needs systemd 247 (JetPack 4.6 has 237, 5.1 has 245): a drop-in copies the
+  # password at start instead (faceedge.service.d/credentials-compat.conf).
+  CREDENTIALS="LoadCredential"
+  if [[ "$SYSTEMD_VERSION" =~ ^[0-9]+$ ]] && [ "$SYSTEMD_VERSION" -lt 247 ]; then CREDENTIALS="copy"; fi
   CV2_FOUND="$(probe_value cv2)"
   CV2_PATH="$(probe_value cv2_path)"
   CV2_GST="$(probe_value cv2_gstreamer)"
@@ -275,7 +299,7 @@ detect() {
     fi
     [ -n "$TRT_FOUND" ] || PROBLEMS+=("TensorRT does not import in $SYSTEM_PYTHON: sudo apt-get install python3-libnvinfer python3-libnvinfer-dev (or the whole JetPack: sudo apt-get install nvidia-jetpack)")
     if [ -z "$CV2_FOUND" ]; then
-      PROBLEMS+=("OpenCV does not import in $SYSTEM_PYTHON: install JetPack's OpenCV (GStreamer build): sudo apt-get install nvidia-opencv (never pip install opencv-python on a Jetson)")
+      PROBLEMS+=("OpenCV does not import in $SYSTEM_PYTHON: install an OpenCV built with GStreamer: sudo apt-get install $OPENCV_APT (never pip install opencv-python on a Jetson)")
     elif [ "$CV2_GST" != "YES" ]; then
       PROBLEMS+=("the OpenCV that $SYSTEM_PYTHON imports ($CV2_PATH, $CV2_FOUND) has no GStreamer, so CSI cameras will not open: it is probably pip's; remove it (sudo pip3 uninstall opencv-python opencv-python-headless) so JetPack's OpenCV is used")
     fi
@@ -321,7 +345,7 @@ print_plan() {
   log "    create venv $VENV from $SYSTEM_PYTHON ${VENV_ARGS[*]:-}"
   log "    pip install ${PIP_BOOTSTRAP[*]}, then faceedge$EXTRAS from $SRC${PINS[*]:+ with pins: ${PINS[*]}}"
   if [ "$PLATFORM" = jetson ]; then
-    log "    build pycuda with CUDA_ROOT=/usr/local/cuda, PATH+=/usr/local/cuda/bin; OpenCV stays JetPack's (no pip OpenCV)"
+    log "    build pycuda with CUDA_ROOT=/usr/local/cuda, PATH+=/usr/local/cuda/bin; OpenCV stays the system's (GStreamer; no pip OpenCV)"
     [ "$WITH_JTOP" = 0 ] || log "    pip install $JTOP_PIN (jetson-stats, AGPL-3.0; needs its jtop.service)"
   fi
   log "    create $ETC_DIR/config.toml from ${CONFIG_SRC:-$SRC/examples/faceedge.toml} unless it exists${BROKER_HOST:+ (broker $BROKER_HOST:$BROKER_PORT)}"
@@ -336,6 +360,9 @@ print_plan() {
   fi
   [ "$WITH_MOSQUITTO" = 0 ] || log "    configure mosquitto on 127.0.0.1:1883 and enable it"
   log "    install ${UNITS[*]} into $UNIT_DIR and enable faceedge.service"
+  if [ "$CREDENTIALS" = copy ]; then
+    log "    add $COMPAT_DROPIN: systemd $SYSTEMD_VERSION has no LoadCredential=, so $PASSWORD_FILE is copied to /run/faceedge at start"
+  fi
   if [ "$NO_START" = 1 ]; then log "    not start the service (--no-start)"; else log "    start faceedge.service and wait until it reports ready"; fi
   if [ "${#PROBLEMS[@]}" -gt 0 ]; then
     log "  must be fixed first:"
@@ -364,6 +391,8 @@ print_plan() {
   log "apt: ${APT[*]:-}"
   log "jtop=$([ "$WITH_JTOP" = 1 ] && echo "$JTOP_PIN" || echo no)"
   log "broker=${BROKER_HOST:+$BROKER_HOST:$BROKER_PORT}"
+  log "systemd=${SYSTEMD_VERSION:-unknown}"
+  log "credentials=$CREDENTIALS"
   log "config=$CONFIG"
   log "state_dir=$STATE_DIR"
   log "unit_dir=$UNIT_DIR"
@@ -371,7 +400,7 @@ print_plan() {
 }
 
 # ---------------------------------------------------------------- helpers
-have_systemd() { [ "$UNPRIVILEGED" != 1 ] && [ -d /run/systemd/system ]; }
+have_systemd() { [ "$UNPRIVILEGED" != 1 ] && [ -d "$(root_path /run/systemd/system)" ]; }
 
 manifest_get() {
   if [ -f "$MANIFEST" ]; then sed -n "s/^$1=//p" "$MANIFEST" | tail -n 1; fi
@@ -400,7 +429,10 @@ owner() {  # owner PATH... : chown to the service user (privileged installs only
 
 # Render a unit: default paths replaced by this install's paths.
 render_unit() {
-  sed -e "s|/opt/faceedge|$PREFIX|g" -e "s|/etc/faceedge|$ETC_DIR|g" "$1"
+  local args=(-e "s|/opt/faceedge|$PREFIX|g" -e "s|/etc/faceedge|$ETC_DIR|g")
+  # The condition only skips the build off-Jetson; a Jetson may lack the file (L4T from dpkg).
+  [ "$PLATFORM" != jetson ] || args+=(-e '\|^ConditionPathExists=/etc/nv_tegra_release$|d')
+  sed "${args[@]}" "$1"
 }
 
 # Render the config: state paths and broker.
@@ -450,9 +482,13 @@ do_uninstall() {
       if [ -f "$unit_dir/$u" ]; then run systemctl disable --now "$u" || warn "could not stop $u"; fi
     done
   fi
-  for u in "${UNITS[@]}"; do
+  for u in "${UNITS[@]}" "$DROPIN"; do
     if [ -f "$unit_dir/$u" ]; then run rm -f "$unit_dir/$u"; fi
   done
+  # Kept when it holds the user's own drop-ins (systemctl edit).
+  if [ -d "$unit_dir/faceedge.service.d" ] && rmdir "$unit_dir/faceedge.service.d" 2>/dev/null; then
+    log "+ rmdir $unit_dir/faceedge.service.d"
+  fi
   if have_systemd; then run systemctl daemon-reload; fi
 
   CURRENT_STEP="remove the mosquitto snippet"
@@ -509,8 +545,10 @@ do_uninstall() {
   fi
 
   CURRENT_STEP="remove the user"
-  if [ "$PURGE" = 1 ] && [ "$UNPRIVILEGED" != 1 ] && [ "$(manifest_get created_user)" = 1 ] && id "$SERVICE_USER" >/dev/null 2>&1; then
+  if [ "$PURGE" = 1 ] && [ "$UNPRIVILEGED" != 1 ] && [ "$(getent passwd "$SERVICE_USER" | cut -d: -f5 || true)" = "$USER_COMMENT" ]; then
     run userdel "$SERVICE_USER"
+  elif [ "$PURGE" = 1 ] && [ "$UNPRIVILEGED" != 1 ] && id "$SERVICE_USER" >/dev/null 2>&1; then
+    log "kept user $SERVICE_USER (install.sh did not create it)"
   elif id "$SERVICE_USER" >/dev/null 2>&1 && [ "$UNPRIVILEGED" != 1 ]; then
     log "kept user $SERVICE_USER (it owns the kept gallery; --purge removes it)"
   fi
@@ -552,8 +590,7 @@ do_install() {
   else
     if ! id "$SERVICE_USER" >/dev/null 2>&1; then
       run useradd --system --home-dir "$STATE_DIR" --no-create-home --shell /usr/sbin/nologin \
-        --comment "faceedge face recognition daemon" --user-group "$SERVICE_USER"
-      manifest_set created_user 1
+        --comment "$USER_COMMENT" --user-group "$SERVICE_USER"
       CHANGED=1
     fi
     local groups=(video)
@@ -713,6 +750,13 @@ do_install() {
     install_if_changed "$tmpu" "$UNIT_DIR/$u" 0644
     rm -f "$tmpu"
   done
+  if [ "$CREDENTIALS" = copy ]; then
+    run mkdir -p "$(dirname "$COMPAT_DROPIN")"
+    tmpu="$(mktemp)"
+    render_unit "$SRC/systemd/$DROPIN" > "$tmpu"
+    install_if_changed "$tmpu" "$COMPAT_DROPIN" 0644
+    rm -f "$tmpu"
+  fi
   tmpu="$(mktemp)"
   {
     printf '# Written by faceedge install.sh (run it again to refresh): faceedge-build.service arguments.\n'

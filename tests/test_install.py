@@ -1,12 +1,15 @@
 """install.sh: shellcheck, the --dry-run plan on fake Jetson roots (JetPack 4.6 Nano, 5.1
-Xavier, 6.x Orin, a broken Nano) and a plain x86 box, and a real off-Jetson install into a
-temporary prefix, the daemon running from the installed files against a test broker, a
-repeat install that changes nothing, and --uninstall leaving only the gallery.
+Xavier, 6.x Orin, 7.x Thor, a broken Nano) and a plain x86 box, a root install on fake Jetson
+roots with stand-ins for the system commands (user, groups, pycuda's CUDA path, engines,
+systemctl, the journal on a failed start), and a real off-Jetson install into a temporary
+prefix, the daemon running from the installed files against a test broker, a repeat install
+that changes nothing, and --uninstall leaving only the gallery.
 
 The fake roots are text files in tests/fixtures/jetson/ read through FACEEDGE_FAKE_ROOT
 (documented at the top of install.sh); no Jetson and no systemd as PID 1 are needed.
 """
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -88,7 +91,12 @@ MATRIX = {
                                                              "onnxruntime<=1.19.2"]),
     "orin-jp62": dict(platform="jetson", l4t="36.4.3", jetpack="6.x", python="3.10", tensorrt="10.3",
                       cuda="12.6", precision="int8", pins=["numpy<2", "paho-mqtt>=2,<3", "onnxruntime<=1.23.2"]),
+    "thor-jp7": dict(platform="jetson", l4t="39.1.0", jetpack="7.x", python="3.12", tensorrt="10.16",
+                     cuda="13", precision="int8", pins=["numpy", "paho-mqtt>=2,<3", "onnxruntime"]),
 }
+# systemd < 247 (Ubuntu 18.04: 237, 20.04: 245) ignores LoadCredential=.
+CREDENTIALS = {"nano-jp46": "copy", "xavier-jp51": "copy", "orin-jp62": "LoadCredential",
+               "thor-jp7": "LoadCredential", "x86-debian12": "LoadCredential"}
 
 
 @pytest.mark.parametrize("root", sorted(MATRIX))
@@ -100,6 +108,8 @@ def test_plan_jetson(root):
     pins = keys["pip"].split()
     for pin in want["pins"]:
         assert pin in pins, (pin, pins)
+    assert any(p.startswith("pycuda") for p in pins), pins  # built on the board
+    assert keys["credentials"] == CREDENTIALS[root]
     assert "bootstrap" not in want or want["bootstrap"] in keys["pip_bootstrap"].split()
     # JetPack's OpenCV (GStreamer) only: no pip OpenCV anywhere in the plan.
     assert keys["opencv"] == "system"
@@ -113,6 +123,30 @@ def test_plan_jetson(root):
     assert "Jetson" in keys["jetson_model"]
     # The human part says what it detected and what it will do.
     assert "will:" in out and "build pycuda with CUDA_ROOT=/usr/local/cuda" in out
+
+
+@pytest.mark.parametrize("root,apt", [("nano-jp46", "nvidia-opencv"), ("orin-jp62", "nvidia-opencv"),
+                                      ("thor-jp7", "python3-opencv")])
+def test_plan_missing_opencv_names_the_package(tmp_path, root, apt):
+    """JetPack 4.6-6.x ship nvidia-opencv; JetPack 7 ships none, Ubuntu's has GStreamer."""
+    fake = tmp_path / root
+    shutil.copytree(os.path.join(FIXTURES, root), str(fake))
+    probe = (fake / "python3-probe").read_text().splitlines()
+    (fake / "python3-probe").write_text("\n".join(l for l in probe if not l.startswith("cv2")) + "\ncv2=\n")
+    code, out, err = run_install(["--dry-run"], {"FACEEDGE_FAKE_ROOT": str(fake)})
+    assert code == 0, out + err
+    assert "problems=1" in out.splitlines()
+    assert "OpenCV does not import" in out and "sudo apt-get install {} ".format(apt) in out
+    assert "never pip install opencv" in out
+
+
+def test_dry_run_changes_nothing(tmp_path):
+    env = dict(_install_env(tmp_path), FACEEDGE_FAKE_ROOT=os.path.join(FIXTURES, "x86-debian12"))
+    code, out, err = run_install(["--dry-run", "--prefix", str(tmp_path / "opt")], env)
+    assert code == 0, out + err
+    assert os.listdir(str(tmp_path)) == []
+    assert not [l for l in out.splitlines() if l.startswith("+ ")], out
+    assert "problems=0" in out.splitlines()
 
 
 def test_plan_orin_nano_is_not_a_nano():
@@ -138,6 +172,7 @@ def test_plan_x86():
     assert "jetpack" not in keys and "tensorrt" not in keys
     assert keys["venv_args"] == ""
     assert "pycuda" not in out
+    assert keys["systemd"] == "252" and keys["credentials"] == CREDENTIALS["x86-debian12"]
 
 
 def test_plan_broken_nano_says_what_to_install(tmp_path):
@@ -229,6 +264,199 @@ def test_failure_names_the_step_and_command(tmp_path):
     assert "+ {} -m venv {}".format(fake, tmp_path / "opt" / "venv") in out
     assert 'step "create the venv {}/opt/venv and install faceedge" failed (exit 3'.format(tmp_path) in err
     assert "{} -m venv".format(fake) in err.splitlines()[-1]
+
+
+# ------------------------------------------------------------------ a root install on a fake Jetson
+
+# One stand-in for every system command install.sh runs as root (and for the system Python and
+# the venv's python/faceedge): it logs name, arguments and the environment that matters, and
+# keeps just enough state (user, groups) to answer `id`. FACEEDGE_SHIM_STATE/<flag> files make
+# the start fail or a pip OpenCV appear.
+SHIM = r"""#!/bin/bash
+name="$(basename "$0")"
+printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$*" "$PATH" "${CUDA_ROOT:-}" "${CUDA_INC_DIR:-}" \
+  "${OPENBLAS_CORETYPE:-}" >> "$FACEEDGE_SHIM_LOG"
+state="$FACEEDGE_SHIM_STATE"
+case "$name" in
+  id) case "$1" in
+        -u) echo 0 ;;
+        -nG) [ -f "$state/user" ] && tr '\n' ' ' < "$state/groups" ;;
+        *) [ -f "$state/user" ] ;;
+      esac ;;
+  useradd) touch "$state/user"; echo faceedge > "$state/groups" ;;
+  usermod) echo "${@: -2:1}" >> "$state/groups" ;;
+  getent) case "$1" in
+            group) [ "$2" = video ] ;;
+            passwd) [ -f "$state/user" ] && echo "faceedge:x:998:998:faceedge face recognition daemon:/:/bin/false" ;;
+          esac ;;
+  runuser) while [ "$1" != -- ]; do shift; done; shift; exec "$@" ;;
+  systemctl) case "$*" in
+               "start faceedge.service"|"restart faceedge.service") [ ! -f "$state/fail-start" ] ;;
+             esac ;;
+  journalctl) echo "faceedge[4242]: camera door: /dev/video0: No such device" ;;
+  syspython3) if [ "$1 $2" = "-m venv" ]; then
+                dir="${@: -1}"; mkdir -p "$dir/bin"; cp "$0" "$dir/bin/python"; cp "$0" "$dir/bin/faceedge"
+              fi ;;
+  python) case "$*" in
+            --version) echo "Python 3.6.9" ;;
+            "-m pip list --local") [ ! -f "$state/pip-opencv" ] || echo "opencv-python 4.10.0.84" ;;
+          esac ;;
+esac
+"""
+SHIM_NAMES = ("id", "useradd", "usermod", "userdel", "groupadd", "getent", "chown", "chgrp", "runuser",
+              "systemctl", "journalctl", "apt-get", "syspython3")
+
+
+class Shims(object):
+    """A fake Jetson root with systemd "running", and the stand-ins first in PATH."""
+
+    def __init__(self, tmp_path, root):
+        self.tmp = tmp_path
+        self.root = tmp_path / "root"
+        shutil.copytree(os.path.join(FIXTURES, root), str(self.root))
+        (self.root / "run" / "systemd" / "system").mkdir(parents=True)
+        self.bin = tmp_path / "shims"
+        self.state = tmp_path / "shim-state"
+        self.log = tmp_path / "shim.log"
+        for d in (self.bin, self.state, tmp_path / "units"):
+            d.mkdir()
+        for name in SHIM_NAMES:
+            (self.bin / name).write_text(SHIM)
+            (self.bin / name).chmod(0o755)
+        self.opt, self.etc, self.st, self.units = (tmp_path / "opt", tmp_path / "etc", tmp_path / "state",
+                                                   tmp_path / "units")
+
+    def run(self, *args):
+        if self.log.exists():
+            self.log.unlink()
+        env = {"FACEEDGE_FAKE_ROOT": str(self.root), "FACEEDGE_ETC_DIR": str(self.etc),
+               "FACEEDGE_STATE_DIR": str(self.st), "FACEEDGE_UNIT_DIR": str(self.units),
+               "FACEEDGE_PYTHON": str(self.bin / "syspython3"), "FACEEDGE_SHIM_LOG": str(self.log),
+               "FACEEDGE_SHIM_STATE": str(self.state), "PATH": str(self.bin) + os.pathsep + os.environ["PATH"]}
+        code, out, err = run_install(["--prefix", str(self.opt)] + list(args), env)
+        self.calls = []  # (name, args, PATH, CUDA_ROOT, CUDA_INC_DIR, OPENBLAS_CORETYPE)
+        if self.log.exists():
+            self.calls = [tuple(l.split("\t")) for l in self.log.read_text().splitlines()]
+        return code, out, err
+
+    def called(self, name):
+        return [c[1] for c in self.calls if c[0] == name]
+
+    def call(self, name, args_start):
+        found = [c for c in self.calls if c[0] == name and c[1].startswith(args_start)]
+        assert len(found) == 1, (name, args_start, self.calls)
+        return found[0]
+
+
+def test_root_install_on_a_jetson_nano(tmp_path):
+    sh = Shims(tmp_path, "nano-jp46")
+    code, out, err = sh.run("--with-jtop")
+    assert code == 0, out + err
+    assert out.index("platform=jetson") < out.index("\n+ ")  # the plan comes first
+    assert sh.called("apt-get") == []
+    venv = str(sh.opt / "venv")
+    # The user, in video and jtop.
+    assert sh.called("useradd")[0].startswith("--system --home-dir {} ".format(sh.st))
+    assert sh.called("useradd")[0].endswith(" faceedge")
+    assert sh.called("groupadd") == ["--system jtop"]
+    assert sh.called("usermod") == ["-a -G video faceedge", "-a -G jtop faceedge"]
+    # A venv that sees JetPack's TensorRT and OpenCV; numpy pinned, then pycuda built against CUDA.
+    assert sh.called("syspython3") == ["-m venv --system-site-packages " + venv]
+    pip = [c for c in sh.calls if c[0] == "python" and c[1].startswith("-m pip install")]
+    assert "pip>=19.3,<22" in pip[0][1]
+    constraints = venv + "/faceedge-constraints.txt"
+    assert pip[1][1] == "-m pip install -q -c {} numpy".format(constraints)
+    assert pip[2][1] == "-m pip install -q --no-build-isolation -c {} pycuda".format(constraints)
+    assert pip[2][2].startswith("/usr/local/cuda/bin:")
+    assert pip[2][3:5] == ("/usr/local/cuda", "/usr/local/cuda/include")
+    assert pip[3][1] == "-m pip install -q jetson-stats==4.3.2"
+    assert pip[4][1] == "-m pip install -q -c {} {}".format(constraints, REPO)  # no [opencv] extra
+    assert not [c for c in pip if "opencv" in c[1].lower()]
+    lines = (sh.opt / "venv" / "faceedge-constraints.txt").read_text().split()
+    assert "numpy==1.19.4" in lines and "pycuda==2022.1" in lines and "paho-mqtt==1.6.1" in lines
+    # Engines: FP16, as the service user, with CUDA in PATH and the numpy workaround.
+    build = sh.call("faceedge", "build-engines")
+    assert "--precision fp16" in build[1] and build[2].startswith("/usr/local/cuda/bin:") and build[5] == "ARMV8"
+    assert sh.called("runuser")[0].startswith("-u faceedge -- env HOME={} ".format(sh.st))
+    # Ownership and modes.
+    chowned = " ".join(sh.called("chown"))
+    for sub in ("gallery", "engines", "models", "calibration", "queue"):
+        assert "{}/{}".format(sh.st, sub) in chowned, sub
+    assert sh.called("chgrp") == ["faceedge {}/config.toml".format(sh.etc)]
+    _assert_state_modes(sh.st)
+    # Units: enabled, then (re)started; systemd 237 gets the credential drop-in.
+    systemctl = sh.called("systemctl")
+    assert systemctl == ["daemon-reload", "enable faceedge.service faceedge-backup.timer",
+                         "start faceedge-backup.timer", "restart faceedge.service", "is-active faceedge.service"]
+    dropin = (sh.units / "faceedge.service.d" / "credentials-compat.conf").read_text()
+    assert "/usr/bin/install -m 0400 -o faceedge -g faceedge {}/mqtt_password ".format(sh.etc) in dropin
+    assert "ConditionPathExists" not in (sh.units / "faceedge-build.service").read_text()
+    env = (sh.etc / "install.env").read_text()
+    assert "OPENBLAS_CORETYPE=ARMV8" in env and "--precision fp16" in env
+    _verify_units(sh.units)
+
+    # Again: nothing changes, the service is only started.
+    before = _snapshot(str(tmp_path), skip=(str(sh.log),))
+    time.sleep(1.1)
+    code, out, err = sh.run("--with-jtop")
+    assert code == 0, out + err
+    assert _snapshot(str(tmp_path), skip=(str(sh.log),)) == before
+    assert sh.called("useradd") == [] and sh.called("usermod") == []
+    assert "start faceedge.service" in sh.called("systemctl")
+
+    code, out, err = sh.run("--uninstall")
+    assert code == 0, out + err
+    assert "disable --now faceedge.service" in sh.called("systemctl")
+    assert os.listdir(str(sh.units)) == []
+    assert sh.called("userdel") == [] and "kept user faceedge" in out
+    code, out, err = sh.run("--uninstall", "--purge")
+    assert code == 0, out + err
+    assert sh.called("userdel") == ["faceedge"]
+
+
+def test_root_install_on_a_xavier_int8_and_a_failed_start(tmp_path):
+    """INT8 once a calibration set exists; a start that fails prints the journal and names the step."""
+    sh = Shims(tmp_path, "xavier-jp51")
+    (sh.st / "calibration").mkdir(parents=True)
+    (sh.st / "calibration" / "manifest.json").write_text("{}")
+    (sh.state / "fail-start").write_text("")
+    code, out, err = sh.run()
+    assert code == 1
+    build = sh.call("faceedge", "build-engines")[1]
+    assert "--precision int8" in build and "--calibration {}/calibration".format(sh.st) in build
+    # L4T came from dpkg (no /etc/nv_tegra_release): the build unit must not be skipped.
+    assert "ConditionPathExists" not in (sh.units / "faceedge-build.service").read_text()
+    assert "+ systemctl restart faceedge.service" in out
+    assert "/dev/video0: No such device" in err
+    assert 'error in step "start faceedge.service and wait until it is ready"' in err
+
+
+def test_root_install_refuses_a_pip_opencv_on_a_jetson(tmp_path):
+    sh = Shims(tmp_path, "orin-jp62")
+    (sh.state / "pip-opencv").write_text("")
+    code, out, err = sh.run()
+    assert code == 1 and "a pip OpenCV got into" in err
+    assert not (sh.units / "faceedge.service").exists()
+    assert not (sh.units / "faceedge.service.d").exists()  # systemd 249 has LoadCredential=
+
+
+def _assert_state_modes(state):
+    modes = {sub: oct(os.stat(os.path.join(str(state), sub)).st_mode & 0o777)
+             for sub in ("", "gallery", "engines", "models", "calibration", "queue")}
+    assert modes == {"": "0o750", "gallery": "0o700", "engines": "0o750", "models": "0o750",
+                     "calibration": "0o750", "queue": "0o700"}
+
+
+def _verify_units(unit_dir):
+    """`systemd-analyze verify` on the installed units (with drop-ins): any output fails."""
+    if not shutil.which("systemd-analyze"):
+        return
+    proc = subprocess.Popen(["systemd-analyze", "verify"] + sorted(n for n in os.listdir(str(unit_dir))
+                                                                    if not n.endswith(".d")),
+                            cwd=str(unit_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0 and not out.strip(), out
 
 
 # ------------------------------------------------------------------ a real off-Jetson install
@@ -367,10 +595,9 @@ def test_real_install_repeat_and_uninstall(tmp_path, model_dir):
     args, out = _real_install(tmp_path, model_dir, 1883)
     opt, etc, state = tmp_path / "opt", tmp_path / "etc", tmp_path / "state"
     assert "platform=linux" in out and "opencv=pip" in out
+    assert out.index("problems=0") < out.index("\n+ ")  # the plan comes first
     assert os.access(str(opt / "venv" / "bin" / "faceedge"), os.X_OK)
-    for sub in ("gallery", "engines", "models", "calibration", "queue"):
-        assert (state / sub).is_dir(), sub
-    assert oct((state / "gallery").stat().st_mode & 0o777) == "0o700"
+    _assert_state_modes(state)
     assert oct((etc / "config.toml").stat().st_mode & 0o777) == "0o640"
     assert oct((etc / "mqtt_password").stat().st_mode & 0o777) == "0o600"
     config = (etc / "config.toml").read_text()
@@ -384,12 +611,8 @@ def test_real_install_repeat_and_uninstall(tmp_path, model_dir):
     proc = subprocess.Popen([str(opt / "venv" / "bin" / "python"), "-c", "import edge; print(edge.__file__)"],
                             stdout=subprocess.PIPE, universal_newlines=True, cwd=str(tmp_path))
     assert str(opt) in proc.communicate()[0]
-    if shutil.which("systemd-analyze"):
-        units = tmp_path / "units"
-        proc = subprocess.Popen(["systemd-analyze", "verify"] + sorted(os.listdir(str(units))), cwd=str(units),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-        verify_out = proc.communicate(timeout=120)[0]
-        assert proc.returncode == 0 and not verify_out.strip(), verify_out
+    assert not (tmp_path / "units" / "faceedge.service.d").exists()  # systemd here has LoadCredential=
+    _verify_units(tmp_path / "units")
 
     # Running it again changes nothing (the existing config is kept, even with another broker).
     before = _snapshot(str(tmp_path))

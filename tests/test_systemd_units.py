@@ -14,6 +14,8 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT_SRC = os.path.join(REPO, "systemd")
 UNITS = ("faceedge.service", "faceedge-build.service", "faceedge-backup.service", "faceedge-backup.timer")
+# install.sh adds it where systemd < 247 ignores LoadCredential=.
+DROPIN = "faceedge.service.d/credentials-compat.conf"
 
 needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                    reason="systemd-analyze not installed (apt-get install systemd)")
@@ -36,7 +38,7 @@ def settings(text):
     return out
 
 
-def render_units(tmp_path):
+def render_units(tmp_path, dropin=False):
     """The units as install.sh writes them for a prefix in tmp_path, with ExecStart paths existing."""
     prefix = tmp_path / "opt"
     etc = tmp_path / "etc"
@@ -47,7 +49,9 @@ def render_units(tmp_path):
     exe.write_text("#!/bin/sh\nexit 0\n")
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     (etc / "install.env").write_text('FACEEDGE_BUILD_ARGS="--precision fp16"\n')
-    for name in UNITS:
+    if dropin:
+        (unit_dir / os.path.dirname(DROPIN)).mkdir()
+    for name in UNITS + ((DROPIN,) if dropin else ()):
         text = read_unit(name).replace("/opt/faceedge", str(prefix)).replace("/etc/faceedge", str(etc))
         (unit_dir / name).write_text(text)
     return unit_dir
@@ -73,6 +77,30 @@ def test_verify_clean(tmp_path, name):
     # Unknown keys only warn (exit 0): any output at all is a failure.
     assert code == 0 and not out.strip() and not err.strip(), "systemd-analyze verify {}:\n{}{}".format(
         name, out, err)
+
+
+@needs_analyze
+def test_verify_clean_with_the_credentials_dropin(tmp_path):
+    unit_dir = render_units(tmp_path, dropin=True)
+    code, out, err = analyze(["verify", "./faceedge.service"], unit_dir)
+    assert code == 0 and not out.strip() and not err.strip(), out + err
+    # systemd-analyze reads the drop-in: a typo there shows up too.
+    path = unit_dir / DROPIN
+    path.write_text(path.read_text().replace("RuntimeDirectoryMode", "RuntimeDirMode"))
+    code, out, err = analyze(["verify", "./faceedge.service"], unit_dir)
+    assert "RuntimeDirMode" in out + err
+
+
+def test_credentials_dropin_provides_what_load_credential_would():
+    """Same file, same name under $CREDENTIALS_DIRECTORY, readable only by the service user."""
+    service = settings(read_unit("faceedge.service"))
+    source = service["LoadCredential"][0].split(":", 1)[1]
+    s = settings(read_unit(DROPIN))
+    assert s["RuntimeDirectory"] == ["faceedge"] and s["RuntimeDirectoryMode"] == ["0700"]
+    assert s["Environment"] == ["CREDENTIALS_DIRECTORY=/run/faceedge"]
+    # "+": as root outside the sandbox (the source is root's, mode 0600).
+    assert s["ExecStartPre"] == ["+/usr/bin/install -m 0400 -o faceedge -g faceedge {} "
+                                 "/run/faceedge/mqtt_password".format(source)]
 
 
 @needs_analyze
