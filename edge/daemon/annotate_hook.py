@@ -8,13 +8,18 @@ from edge.daemon.hooks import FrameHook, ProcessedFrame
 log = logging.getLogger(__name__)
 
 
-def labels_for(processed):
-    # type: (ProcessedFrame) -> List[FaceLabel]
-    """What the daemon knows per face: the track's announced identity and this frame's similarity."""
+def labels_for(processed, last_similarity=None):
+    # type: (ProcessedFrame, Optional[Dict[str, float]]) -> List[FaceLabel]
+    """What the daemon knows per face: the track's announced identity and its similarity. A decided
+    track is not embedded every frame: it shows its last similarity (last_similarity: track -> value);
+    None only for faces below the quality bar."""
+    memory = last_similarity if last_similarity is not None else {}
     labels = []
     for face, match, track_id, identity in zip(processed.faces, processed.matches, processed.track_ids,
                                                processed.identities):
-        similarity = None if match is None else float(match.similarity)
+        if match is not None:
+            memory[track_id] = float(match.similarity)
+        similarity = memory.get(track_id) if face.quality.usable else None
         labels.append(FaceLabel(tuple(float(v) for v in face.detection.bbox), identity, similarity, track_id))
     return labels
 
@@ -27,11 +32,14 @@ class AnnotateHook(FrameHook):
         self.fps = fps
         self.writers = {}  # type: Dict[str, AnnotatedWriter]
         self.preview = Preview("faceedge", enabled=True) if preview else None
+        self._similarity = {}  # type: Dict[str, float]
 
     def on_frame(self, processed):
         # type: (ProcessedFrame) -> None
         frame = processed.frame
-        labels = labels_for(processed)
+        if len(self._similarity) > 1000:    # tracks end; forget old ones now and then
+            self._similarity.clear()
+        labels = labels_for(processed, self._similarity)
         path = self.paths.get(frame.source)
         if path is not None:
             writer = self.writers.get(frame.source)
