@@ -8,13 +8,14 @@ Written against three API generations and branched on features, never on version
 TensorRT 11+ (x86 only) removed the FP16/INT8 builder flags and calibrators: we say so.
 Not run on real hardware here: exercised against tests/fakes/tensorrt_* only.
 """
+import contextlib
 import logging
 import os
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
 from edge.errors import BackendError, ModelError
 from engine_builder.cache import write_atomic
-from engine_builder.progress import BuildProgress, make_progress_monitor
+from engine_builder.progress import BuildProgress, make_progress_monitor, run_build
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,16 @@ def _load_timing_cache(config, path):
     return cache
 
 
-def build_serialized(trt, onnx_path, settings, progress=None, logger=None):
-    # type: (Any, str, BuildSettings, Optional[BuildProgress], Any) -> bytes
-    """Build and return the serialised engine; raises BackendError/ModelError."""
+@contextlib.contextmanager
+def _nothing():
+    # type: () -> Iterator[None]
+    yield
+
+
+def build_serialized(trt, onnx_path, settings, progress=None, logger=None, activate=None):
+    # type: (Any, str, BuildSettings, Optional[BuildProgress], Any, Optional[Callable[[], Any]]) -> bytes
+    """Build and return the serialised engine; raises BackendError/ModelError, KeyboardInterrupt
+    on Ctrl-C. `activate()` makes the CUDA context current on the build thread."""
     if settings.precision not in PRECISIONS:
         raise BackendError("precision must be one of {}, not {!r}".format(", ".join(PRECISIONS), settings.precision))
     _check_precision_support(trt, settings.precision)
@@ -156,11 +164,17 @@ def build_serialized(trt, onnx_path, settings, progress=None, logger=None):
     if progress is not None and feats["progress_monitor"] and hasattr(config, "progress_monitor"):
         monitor = make_progress_monitor(trt, progress)
         config.progress_monitor = monitor
+        progress.cooperative = True
 
-    serialized = builder.build_serialized_network(network, config)
+    def build():
+        with (activate() if activate is not None else _nothing()):
+            return builder.build_serialized_network(network, config)
+    try:
+        serialized = run_build(build, progress)
+    finally:
+        if progress is not None:
+            progress.cooperative = False
     if serialized is None:
-        if progress is not None and progress.cancelled:
-            raise KeyboardInterrupt()
         raise BackendError("TensorRT failed to build an engine for {} ({}); run with -v for the TensorRT log"
                            .format(onnx_path, settings.precision))
     data = bytes(serialized)

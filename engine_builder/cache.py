@@ -5,8 +5,11 @@ Layout (plain files a user can inspect):
   <stem>.<precision>.<key>.json     metadata: fingerprint, build, verification
   timing-<gpu>-trt<version>.cache   TensorRT timing cache (shared by all builds on this GPU)
   calib-<model>-<set>.table         INT8 calibration table
+  <stem>.<precision>.<key>.new.*    a build being verified (same key as the engine it may replace)
 An engine counts only when its metadata file exists; the metadata is renamed into place
-after the engine, so an interrupted write never leaves a usable-looking half engine.
+after the engine, so an interrupted write never leaves a usable-looking half engine. A new
+build stays a candidate until it verifies, so a refused or interrupted rebuild never
+replaces the engine in use.
 """
 import json
 import os
@@ -20,6 +23,7 @@ from engine_builder.fingerprint import EngineFingerprint
 
 METADATA_FORMAT = 1
 TMP_PREFIX = ".tmp-"
+CANDIDATE = ".new"
 
 EngineEntry = NamedTuple("EngineEntry", [
     ("engine_path", str),
@@ -127,9 +131,9 @@ class EngineCache(object):
     # -- writing --
     def store(self, fp, stem, engine_bytes, build_info):
         # type: (EngineFingerprint, str, bytes, Dict[str, Any]) -> EngineEntry
-        """Store a freshly built engine as 'unverified'."""
+        """Store a freshly built engine as an 'unverified' candidate (see promote)."""
         self._ensure_dir()
-        base = self.base_path(fp, stem)
+        base = self.base_path(fp, stem) + CANDIDATE
         meta = {
             "format": METADATA_FORMAT,
             "model": stem,
@@ -141,6 +145,17 @@ class EngineCache(object):
         write_atomic(base + ".engine", bytes(engine_bytes))
         write_atomic(base + ".json", json.dumps(meta, indent=2, sort_keys=True).encode("utf-8"))
         return EngineEntry(base + ".engine", base + ".json", fp, meta)
+
+    def promote(self, entry):
+        # type: (EngineEntry) -> EngineEntry
+        """A verified candidate replaces the engine of the same fingerprint (engine first: see module doc)."""
+        engine_path = entry.engine_path.replace(CANDIDATE + ".engine", ".engine")
+        metadata_path = entry.metadata_path.replace(CANDIDATE + ".json", ".json")
+        if engine_path == entry.engine_path:
+            return entry
+        os.replace(entry.engine_path, engine_path)
+        os.replace(entry.metadata_path, metadata_path)
+        return entry._replace(engine_path=engine_path, metadata_path=metadata_path)
 
     def set_status(self, entry, status, verification=None, reason=""):
         # type: (EngineEntry, str, Optional[Dict[str, Any]], str) -> EngineEntry
@@ -185,8 +200,9 @@ class EngineCache(object):
         for another TensorRT/CUDA/L4T/GPU."""
         out = []
         for entry in self.entries():
+            # an unverified candidate outlived the build that made it (killed, or it crashed)
             if entry.metadata.get("status") in ("rejected", "incompatible") \
-                    or not os.path.isfile(entry.engine_path):
+                    or not os.path.isfile(entry.engine_path) or entry.metadata_path.endswith(CANDIDATE + ".json"):
                 out.append(entry)
             elif current_platform_fp is not None and fpmod.platform_differences(
                     entry.fingerprint, current_platform_fp):

@@ -5,7 +5,7 @@ around each use, so any thread may call it (pycuda.autoinit would bind the impor
 Not run on real hardware here: exercised only against tests/fakes/pycuda.
 """
 import contextlib
-from typing import Iterator, Optional, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -23,7 +23,39 @@ def import_pycuda():
     return cuda
 
 
-class PycudaAllocator(object):
+class Allocator(object):
+    """What the TensorRT backend and calibrator need from CUDA; PycudaAllocator is the one
+    implementation (tests drive it with a fake pycuda.driver)."""
+
+    def active(self):
+        # type: () -> Any
+        """Context manager: the device's context is current inside."""
+        raise NotImplementedError
+
+    def device_empty(self, nbytes):
+        # type: (int) -> object
+        raise NotImplementedError
+
+    def host_empty(self, shape, dtype):
+        # type: (Tuple[int, ...], object) -> np.ndarray
+        """Page-locked host memory."""
+        raise NotImplementedError
+
+    def stream(self):
+        # type: () -> object
+        """An object with .handle (for TensorRT) and .synchronize()."""
+        raise NotImplementedError
+
+    def htod(self, device, host, stream):
+        # type: (object, np.ndarray, object) -> None
+        raise NotImplementedError
+
+    def dtoh(self, host, device, stream):
+        # type: (np.ndarray, object, object) -> None
+        raise NotImplementedError
+
+
+class PycudaAllocator(Allocator):
     def __init__(self, device=0, cuda=None):
         # type: (int, Optional[object]) -> None
         self.cuda = cuda if cuda is not None else import_pycuda()

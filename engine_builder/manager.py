@@ -85,6 +85,14 @@ class RunTimeModels(object):
         return create_detector(family, backend, det_size=max(size), fixed_input=True)
 
 
+def detector_square(profile):
+    # type: (Tuple[Tuple[int, ...], ...]) -> Tuple[int, int]
+    """(S, S) with S the opt shape's shorter side: the run-time detector's fixed input is square,
+    and S x S lies inside any dynamic profile (fixed profiles are square, see plan_profile)."""
+    side = min(int(d) for d in profile[1][2:])
+    return side, side
+
+
 def synthetic_images(count, shape, seed=0):
     # type: (int, Tuple[int, int], int) -> List[np.ndarray]
     """Smooth random BGR images: used for verification only when no real samples exist (said so)."""
@@ -109,6 +117,7 @@ class EngineManager(object):
         self._platform = platform_info
         self._calibration = None   # type: Any
         self._inputs = {}          # type: Dict[str, Any]
+        self._warned_strongly_typed = False
 
     # -- environment --
     def _tensorrt(self):
@@ -151,6 +160,13 @@ class EngineManager(object):
         if family == "" and self.options.precision == "int8":
             raise ConfigError("INT8 calibration needs the model family (its preprocessing): pass family=")
         wanted = self.options.precision
+        if wanted == "auto" and not api_features(self._tensorrt())["fp16_flag"]:
+            if not self._warned_strongly_typed:
+                self._warned_strongly_typed = True
+                self._say("TensorRT {} has no FP16/INT8 builder flags (TensorRT 11+ networks are strongly "
+                          "typed; implicit FP16/INT8 no longer exist): building FP32 engines".format(
+                              info.tensorrt or "?"))
+            return ["fp32"]
         if wanted == "int8" and not info.fast_int8:
             raise ConfigError("GPU {} (sm_{}) has no fast INT8: build with --precision fp16".format(
                 info.gpu_name or "?", info.compute_capability.replace(".", "")))
@@ -242,6 +258,10 @@ class EngineManager(object):
         # type: (EngineRequest) -> EngineEntry
         """Build along the precision chain until an engine verifies; older engines stay until then."""
         chain = self.precision_chain(request.role, request.family)
+        cores = self.platform().dla_cores
+        if self.options.dla_core >= cores:
+            raise ConfigError("DLA core {} does not exist on this device ({} DLA cores; Xavier and Orin have "
+                              "them, Nano and TX2 do not): use --dla-core -1".format(self.options.dla_core, cores))
         reasons = []
         for i, precision in enumerate(chain):
             entry, ok, reason = self._build_one(request, precision)
@@ -281,7 +301,7 @@ class EngineManager(object):
         started = time.time()
         with BuildProgress(label, stream=self.stream, enabled=self.options.progress) as progress:
             with alloc.active():
-                data = build_serialized(trt, request.onnx_path, settings, progress=progress)
+                data = build_serialized(trt, request.onnx_path, settings, progress=progress, activate=alloc.active)
         build_info = {
             "faceedge": edge.__version__,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -295,11 +315,16 @@ class EngineManager(object):
             "calibration_dir": self.options.calibration_dir if precision == "int8" else "",
         }
         entry = self.cache.store(fp, stem, data, build_info)
-        figures = self.verify(request, entry)
+        try:
+            figures = self.verify(request, entry)
+        except BaseException:
+            self.cache.remove(entry)    # an unverified candidate is of no use to anyone
+            raise
         ok, reason = verifymod.judge(request.role, precision, figures, self.options.bounds)
         figures["result"] = reason
         entry = self.cache.set_status(entry, "verified" if ok else "rejected", figures, reason)
         if ok:
+            entry = self.cache.promote(entry)
             log.info("%s: verified (%s)", label, reason)
         else:
             self._say("{}: REFUSED ({})".format(label, reason))
@@ -313,14 +338,18 @@ class EngineManager(object):
         from engine_builder.calibrator import make_entropy_calibrator
         cset = self.calibration_set()
         paths = dataset.require(cset, request.role)
-        batch = self.options.calibration_batch if request.role == "recognizer" else 1
-        shape = (batch,) + tuple(fp.profile[1][1:])
+        if request.role == "recognizer":
+            batch = self.options.calibration_batch
+            shape = (batch,) + tuple(fp.profile[1][1:])
+        else:
+            batch = 1
+            shape = (batch, fp.profile[1][1]) + detector_square(fp.profile)
         # Preprocessing only: the reference backend is never run here.
         ref = OnnxRuntimeBackend(request.onnx_path, threads=1)
         if request.role == "recognizer":
             batches = dataset.recognizer_batches(paths, self.models.recognizer_preprocess(request.family, ref), batch)
         else:
-            det = self.models.detector(request.family, ref, fp.profile[1][2:])
+            det = self.models.detector(request.family, ref, shape[2:])
             batches = dataset.detector_batches(paths, det.preprocess, batch)
         table = self.cache.calibration_table_path(fp.model_sha256, fp.calibration_sha256, shape)
         return make_entropy_calibrator(self._tensorrt(), self._allocator(), batches, shape, table), shape
@@ -349,7 +378,7 @@ class EngineManager(object):
                 tensors = self.models.recognizer_preprocess(request.family, ref)(crops)
                 figures = verifymod.compare_recognizer(ref, engine, tensors, batch_size=min(8, engine.max_batch))
             else:
-                size = entry.fingerprint.profile[1][2:]
+                size = detector_square(entry.fingerprint.profile)
                 if held:
                     images = [dataset.read_image(p) for p in held]
                     figures = verifymod.compare_detector(self.models.detector(request.family, ref, size),

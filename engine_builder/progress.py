@@ -1,10 +1,15 @@
 """Progress while TensorRT builds (minutes on a Nano): elapsed time, and phases where
-TensorRT reports them (IProgressMonitor, TensorRT 10+). Ctrl-C asks the build to stop."""
+TensorRT reports them (IProgressMonitor, TensorRT 10+). Ctrl-C stops the build.
+
+TensorRT's build_serialized_network releases the GIL and runs for minutes in C++, and Python
+runs signal handlers only on the main thread between bytecodes: so the build runs on a worker
+thread (`run_build`) while the main thread waits, receives Ctrl-C and either asks TensorRT to
+cancel (monitor, 10+) or raises at once (8.x: the abandoned build's result is never stored)."""
 import signal
 import sys
 import threading
 import time
-from typing import Optional, TextIO
+from typing import Any, Callable, Dict, Optional, TextIO
 
 
 class BuildProgress(object):
@@ -19,6 +24,7 @@ class BuildProgress(object):
         self.interval = interval if interval is not None else (1.0 if self.tty else 30.0)
         self.phase = ""
         self.cancelled = False
+        self.cooperative = False       # an IProgressMonitor will pass the cancel request on
         self._stop = threading.Event()
         self._thread = None  # type: Optional[threading.Thread]
         self._started = 0.0
@@ -27,10 +33,12 @@ class BuildProgress(object):
         self._installed = False
 
     def _on_sigint(self, signum, frame):
-        # TensorRT 10 stops at its next step (monitor returns False); on 8.x the build runs to the
-        # end of the C call. Either way KeyboardInterrupt follows and nothing is stored.
+        # With a monitor the first Ctrl-C lets TensorRT stop at its next step (run_build then
+        # raises); a second one, or any without a monitor, raises here.
+        first = not self.cancelled
         self.cancelled = True
-        raise KeyboardInterrupt()
+        if not (first and self.cooperative):
+            raise KeyboardInterrupt()
 
     def __enter__(self):
         self._started = time.monotonic()
@@ -84,6 +92,35 @@ class BuildProgress(object):
                 phase = self.phase
             self._write("{}: building {}{}\n".format(
                 self.label, self.elapsed_text(), " - " + phase if phase else ""))
+
+
+POLL_SECONDS = 0.2
+
+
+def run_build(build, progress=None):
+    # type: (Callable[[], Any], Optional[BuildProgress]) -> Any
+    """`build()` on a worker thread, so Ctrl-C reaches the main thread while TensorRT works.
+
+    KeyboardInterrupt when the build was cancelled, whatever it returned."""
+    if progress is None or threading.current_thread() is not threading.main_thread():
+        return build()
+    result = {}  # type: Dict[str, Any]
+
+    def work():
+        try:
+            result["value"] = build()
+        except BaseException as exc:  # handed to the main thread
+            result["error"] = exc
+    worker = threading.Thread(target=work, name="tensorrt-build")
+    worker.daemon = True      # an abandoned 8.x build must not keep the process alive
+    worker.start()
+    while worker.is_alive():
+        worker.join(POLL_SECONDS)
+    if progress.cancelled:
+        raise KeyboardInterrupt()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
 
 
 def make_progress_monitor(trt, progress):

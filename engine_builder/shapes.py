@@ -71,5 +71,8 @@ def plan_profile(role, info, opt_batch=8, max_batch=32, detector_size=None, dete
         return (batch, c) + tuple(lo), (batch, c) + tuple(mid), (batch, c) + tuple(hi)
     size = tuple(detector_size or (640, 640))
     if detector_fixed:
+        if size[0] != size[1]:
+            raise ConfigError("a fixed detector input must be square, not {}x{}: the run-time detector "
+                              "letterboxes into det_size x det_size".format(size[0], size[1]))
         return (batch, c) + size, (batch, c) + size, (batch, c) + size
     return (batch, c, MIN_DETECTOR_SIDE, MIN_DETECTOR_SIDE), (batch, c) + size, (batch, c) + size

@@ -19,7 +19,7 @@ from tests.fakes.models import TinyModels, tiny_detector, tiny_recognizer
 def _engine(tmp_path, gen, onnx_path, role="recognizer"):
     trt, cuda, calls = make_fakes(gen)
     alloc = PycudaAllocator(cuda=cuda)
-    manager = EngineManager(engine_options(engine_dir=str(tmp_path / "e"), progress=False, detector_size=(64, 96),
+    manager = EngineManager(engine_options(engine_dir=str(tmp_path / "e"), progress=False, detector_size=(96, 96),
                                            detector_fixed=True),
                             trt=trt, allocator=alloc, models=TinyModels())
     entry = manager.ensure(EngineRequest(role, "x", onnx_path))
@@ -60,7 +60,7 @@ def test_detector_engine_multiple_outputs_in_order(tmp_path, gen):
     backend = TensorRTBackend(entry.engine_path, "fp16", trt, alloc)
     ref = OnnxRuntimeBackend(path)
     assert backend.output_names == ref.output_names == ("loc", "conf")
-    x = np.random.RandomState(1).rand(1, 3, 64, 96).astype(np.float32)
+    x = np.random.RandomState(1).rand(1, 3, 96, 96).astype(np.float32)
     for a, b in zip(backend.run(x), ref.run(x)):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3)
     with pytest.raises(BackendError):

@@ -56,10 +56,11 @@ def test_build_calls_per_generation(tmp_path, models, gen, flags, workspace):
         "config.set_flag", "builder.create_optimization_profile", "profile.set_shape",
         "config.add_optimization_profile", "config.create_timing_cache", "config.set_timing_cache",
         "builder.build_serialized_network"]
-    assert os.path.isfile(timing)   # timing cache kept beside the engines
-    calls_before = len(calls)
+    with open(timing, "rb") as f:   # timing cache kept beside the engines
+        assert f.read() == b"fake-timing-cache+"
     build_serialized(trt, models["rec"], _settings(timing=timing))
-    assert "config.create_timing_cache" in calls[calls_before:]
+    with open(timing, "rb") as f:   # the second build started from the first one's cache
+        assert f.read() == b"fake-timing-cache++"
 
 
 def test_fp32_sets_no_precision_flag(models):
@@ -113,9 +114,12 @@ def test_manager_builds_verifies_and_reuses(tmp_path, models, gen):
 
 def test_detector_profile_uses_configured_size(tmp_path, models):
     trt, cuda, calls = make_fakes("8.5")
-    entry = _manager(tmp_path, trt, cuda, detector_size=(96, 128), detector_fixed=True).ensure(
+    entry = _manager(tmp_path, trt, cuda, detector_size=(96, 96), detector_fixed=True).ensure(
         EngineRequest("detector", "retinaface", models["det"]))
-    assert entry.fingerprint.profile == ((1, 3, 96, 128),) * 3
+    assert entry.fingerprint.profile == ((1, 3, 96, 96),) * 3
+    with pytest.raises(ConfigError, match="must be square"):     # the run-time letterbox is square
+        _manager(tmp_path, trt, cuda, detector_size=(96, 128), detector_fixed=True).ensure(
+            EngineRequest("detector", "retinaface", models["det"]))
     entry = _manager(tmp_path, trt, cuda, detector_size=(96, 96)).ensure(
         EngineRequest("detector", "retinaface", models["det"]))
     assert entry.fingerprint.profile == ((1, 3, 32, 32), (1, 3, 96, 96), (1, 3, 96, 96))
@@ -145,11 +149,13 @@ def test_deserialise_none_marks_incompatible_and_rebuilds(tmp_path, models):
     trt, cuda, calls = make_fakes("10")
     manager = _manager(tmp_path, trt, cuda)
     entry = manager.ensure(request)
-    with open(entry.engine_path, "wb") as f:      # metadata says fine, plan says otherwise
-        f.write(b"FAKEPLAN{\"version\": \"9.9\"}")
+    _other_tensorrt_version(entry.engine_path, trt.__version__)
+    del calls[:]
     backend = manager.open_backend(request)
+    rest = calls[calls.index("runtime.deserialize_cuda_engine"):]
+    assert "engine.create_execution_context" not in rest[:rest.index("Builder")]   # None -> rebuilt at once
     assert backend.run(np.zeros((1, 3, 112, 112), np.float32))[0].shape == (1, 16)
-    assert calls.count("builder.build_serialized_network") == 2
+    assert calls.count("builder.build_serialized_network") == 1
 
 
 def test_deserialise_none_without_build_on_start_raises(tmp_path, models):
@@ -157,10 +163,19 @@ def test_deserialise_none_without_build_on_start_raises(tmp_path, models):
     request = EngineRequest("recognizer", "sface", models["rec"])
     trt, cuda, calls = make_fakes("8.2")
     entry = _manager(tmp_path, trt, cuda).ensure(request)
-    with open(entry.engine_path, "wb") as f:
-        f.write(b"garbage")
+    _other_tensorrt_version(entry.engine_path, trt.__version__)
     with pytest.raises(EngineIncompatibleError, match="build-engines"):
         _manager(tmp_path, trt, cuda, build_on_start=False).open_backend(request)
+    assert "runtime.deserialize_cuda_engine" in calls and calls.count("builder.build_serialized_network") == 1
+
+
+def _other_tensorrt_version(engine_path, version):
+    """Same size, same metadata, another TensorRT's version tag: only deserialisation can tell."""
+    with open(engine_path, "rb") as f:
+        data = f.read()
+    other = version[:-1] + ("9" if version[-1] != "9" else "8")
+    with open(engine_path, "wb") as f:
+        f.write(data.replace(version.encode("ascii"), other.encode("ascii"), 1))
 
 
 def _calibration_set(tmp_path, count=80):
@@ -272,3 +287,154 @@ def test_unknown_family_builds_fp16_verified_on_raw_outputs(tmp_path, models):
     with pytest.raises(ConfigError, match="family"):
         _manager(tmp_path, trt, cuda, precision="int8", calibration_dir=calib).ensure(
             EngineRequest("recognizer", "", models["rec"]))
+
+
+def _interrupt_after(seconds):
+    import signal
+    import threading
+    timer = threading.Timer(seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("gen,monitor", [("8.2", False), ("10", True)])
+def test_ctrl_c_stops_a_build_and_keeps_the_old_engine(tmp_path, models, gen, monitor):
+    """TensorRT builds in C++ with the GIL released: Ctrl-C must still stop it promptly
+    (10.x: through the IProgressMonitor; 8.x: the build is abandoned) and store nothing."""
+    import time
+    trt, cuda, calls = make_fakes(gen)
+    request = EngineRequest("recognizer", "sface", models["rec"])
+    old = _manager(tmp_path, trt, cuda).ensure(request)
+    engine_dir = str(tmp_path / "engines")
+    before = sorted(os.listdir(engine_dir))
+    trt.build_steps, trt.step_seconds = 40, 0.25            # a 10 s build
+    timer = _interrupt_after(0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _manager(tmp_path, trt, cuda, force=True).ensure(request)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 3.0
+    assert ("monitor.cancelled" in calls) is monitor
+    assert sorted(os.listdir(engine_dir)) == before          # no new engine, no temp file
+    found = _manager(tmp_path, trt, cuda, build_on_start=False).ensure(request)
+    assert found.engine_path == old.engine_path
+
+
+def test_refused_rebuild_keeps_the_verified_engine(tmp_path, models):
+    from engine_builder.verify import DEFAULT_BOUNDS
+    trt, cuda, calls = make_fakes("8.5")
+    request = EngineRequest("recognizer", "sface", models["rec"])
+    old = _manager(tmp_path, trt, cuda).ensure(request)
+    with open(old.engine_path, "rb") as f:
+        old_bytes = f.read()
+    trt.fp16_error = 0.5
+    impossible = DEFAULT_BOUNDS._replace(fp32_cosine=1.01)
+    with pytest.raises(BackendError, match="passed verification"):
+        _manager(tmp_path, trt, cuda, force=True, bounds=impossible).ensure(request)
+    assert calls.count("builder.build_serialized_network") == 3     # fp16, then the fp16 and fp32 retries
+    with open(old.engine_path, "rb") as f:
+        assert f.read() == old_bytes
+    assert _manager(tmp_path, trt, cuda, build_on_start=False).ensure(request).engine_path == old.engine_path
+    assert len([n for n in os.listdir(str(tmp_path / "engines")) if n.endswith(".engine")]) == 1
+
+
+def _xavier(trt):
+    from engine_builder.platform import PlatformInfo
+    return PlatformInfo(l4t="35.4.1", jetpack="5.1", board="NVIDIA Jetson AGX Xavier", tensorrt=trt.__version__,
+                        cuda="11.4", cuda_driver="11.4", gpu_name="Xavier", compute_capability="7.2",
+                        fast_int8=True, dla_cores=2)
+
+
+def test_metadata_file_holds_every_issue_field_and_dla_build(tmp_path, models):
+    import json
+    trt, cuda, calls = make_fakes("8.5")
+    calib = _calibration_set(tmp_path)
+    manager = EngineManager(engine_options(engine_dir=str(tmp_path / "engines"), precision="int8",
+                                           calibration_dir=calib, dla_core=1, progress=False),
+                            trt=trt, allocator=PycudaAllocator(cuda=cuda), models=TinyModels(),
+                            platform_info=_xavier(trt))
+    entry = manager.ensure(EngineRequest("recognizer", "sface", models["rec"]))
+    meta = json.load(open(entry.metadata_path))
+    fp, build, ver = meta["fingerprint"], meta["build"], meta["verification"]
+    from edge.models.manifest import model_fingerprint
+    from calibration.dataset import load
+    assert fp["model_sha256"] == model_fingerprint(models["rec"])
+    assert fp["precision"] == "int8" and fp["calibration_sha256"] == load(calib).sha256
+    assert fp["profile"] == [[1, 3, 112, 112], [8, 3, 112, 112], [32, 3, 112, 112]]
+    assert (fp["tensorrt"], fp["cuda"], fp["l4t"], fp["gpu_name"], fp["compute_capability"], fp["dla_core"]) == \
+        ("8.5.2.2", "11.4", "35.4.1", "Xavier", "7.2", 1)
+    assert fp["builder"] == {"workspace_mb": 512, "calibration_batch": 8}
+    assert build["jetpack"] == "5.1" and build["built_at"].endswith("Z") and build["build_seconds"] >= 0
+    assert build["calibration_batches"] == 9 and build["engine_bytes"] == os.path.getsize(entry.engine_path)
+    assert ver["samples"] == 8 and ver["mean_cosine"] > 0.98 and meta["status"] == "verified"
+    with open(entry.engine_path, "rb") as f:
+        plan = json.loads(f.read()[len(b"FAKEPLAN"):].decode("utf-8"))
+    assert (plan["device"], plan["dla_core"], plan["gpu_fallback"], plan["precision"]) == ("DLA", 1, True, "int8")
+
+
+def test_dla_core_the_device_does_not_have_is_refused(tmp_path, models):
+    trt, cuda, calls = make_fakes("8.2")
+    nano = _xavier(trt)._replace(gpu_name="NVIDIA Tegra X1", compute_capability="5.3", fast_int8=False, dla_cores=0)
+    manager = EngineManager(engine_options(engine_dir=str(tmp_path), dla_core=0, progress=False), trt=trt,
+                            allocator=PycudaAllocator(cuda=cuda), models=TinyModels(), platform_info=nano)
+    with pytest.raises(ConfigError, match="DLA core 0 does not exist"):
+        manager.ensure(EngineRequest("recognizer", "sface", models["rec"]))
+    assert "builder.build_serialized_network" not in calls
+
+
+def test_tensorrt_11_auto_builds_fp32_and_says_why(tmp_path, models, caplog):
+    trt, cuda, calls = make_fakes("11")
+    entry = _manager(tmp_path, trt, cuda, precision="auto").ensure(EngineRequest("recognizer", "sface", models["rec"]))
+    assert entry.fingerprint.precision == "fp32" and entry.metadata["status"] == "verified"
+    assert "no FP16/INT8 builder flags" in caplog.text and "strongly typed" in caplog.text
+    assert "config.set_flag" not in calls and "builder.create_network(flags=0)" in calls
+    with pytest.raises(BackendError, match="strongly typed"):
+        _manager(tmp_path, trt, cuda, precision="fp16", force=True).ensure(
+            EngineRequest("recognizer", "sface", models["rec"]))
+
+
+def test_int8_detector_with_non_square_opt_calibrates_at_a_square_inside_the_profile(tmp_path, models):
+    from calibration.collect import collect
+    trt, cuda, calls = make_fakes("10")
+    rng = np.random.RandomState(6)
+    calib = str(tmp_path / "calib")
+    collect(calib, [rng.randint(0, 256, size=(60, 80, 3)).astype(np.uint8) for _ in range(40)])
+    entry = _manager(tmp_path, trt, cuda, precision="int8", calibration_dir=calib,
+                     detector_size_range=((32, 32), (48, 64), (64, 64))).ensure(
+        EngineRequest("detector", "retinaface", models["det"]))
+    assert entry.fingerprint.precision == "int8"
+    assert entry.metadata["build"]["calibration_batches"] == 36
+    tables = [n for n in os.listdir(str(tmp_path / "engines")) if n.endswith(".table")]
+    assert len(tables) == 1 and tables[0].endswith("-1x3x48x48.table")
+
+
+def test_calibrator_reads_the_table_once_and_never_touches_batches_then(tmp_path):
+    from engine_builder.calibrator import make_entropy_calibrator
+    trt, cuda, calls = make_fakes("8.2")
+    table = str(tmp_path / "calib.table")
+    consumed = []
+
+    def batches():
+        for i in range(3):
+            consumed.append(i)
+            yield np.full((2, 3, 4, 4), i, np.float32)
+    cal = make_entropy_calibrator(trt, PycudaAllocator(cuda=cuda), batches(), (2, 3, 4, 4), table)
+    assert cal.read_calibration_cache() is None and cal.get_batch_size() == 2
+    ptrs = [cal.get_batch(["data"]) for _ in range(4)]
+    assert ptrs[3] is None and len(set(p[0] for p in ptrs[:3])) == 1     # one device buffer, reused
+    assert np.frombuffer(bytes(cuda._memory[ptrs[0][0]]), np.float32)[0] == 2.0   # the last batch is on the device
+    cal.write_calibration_cache(memoryview(b"TABLE-1"))
+    with open(table, "rb") as f:
+        assert f.read() == b"TABLE-1"
+    del consumed[:]
+    again = make_entropy_calibrator(trt, PycudaAllocator(cuda=cuda), batches(), (2, 3, 4, 4), table)
+    assert again.read_calibration_cache() == b"TABLE-1"
+    with open(table, "wb") as f:
+        f.write(b"changed on disk")
+    assert again.read_calibration_cache() == b"TABLE-1"        # read once, then reused
+    assert consumed == []
+    with pytest.raises(ValueError, match="does not match the profile"):
+        make_entropy_calibrator(trt, PycudaAllocator(cuda=cuda), iter([np.zeros((1, 3, 4, 4))]),
+                                (2, 3, 4, 4), table).get_batch(["data"])

@@ -18,6 +18,10 @@ def _fp(**changes):
     return fp._replace(**changes)
 
 
+def _verified(cache, fp, stem, data):
+    return cache.promote(cache.set_status(cache.store(fp, stem, data, {}), "verified"))
+
+
 def test_fingerprint_round_trip_through_json():
     fp = _fp()
     back = fpmod.from_dict(json.loads(json.dumps(fpmod.to_dict(fp))))
@@ -64,10 +68,10 @@ def test_metadata_without_engine_file_is_no_engine(tmp_path):
 
 def test_retire_superseded_keeps_other_models_and_precisions(tmp_path):
     cache = EngineCache(str(tmp_path))
-    old = cache.set_status(cache.store(_fp(), "sface", b"old", {}), "verified")
-    other_precision = cache.set_status(cache.store(_fp(precision="fp32"), "sface", b"fp32", {}), "verified")
-    other_model = cache.set_status(cache.store(_fp(tensorrt="8.5.2.2"), "w600k", b"x", {}), "verified")
-    new = cache.set_status(cache.store(_fp(tensorrt="8.5.2.2"), "sface", b"new", {}), "verified")
+    old = _verified(cache, _fp(), "sface", b"old")
+    other_precision = _verified(cache, _fp(precision="fp32"), "sface", b"fp32")
+    other_model = _verified(cache, _fp(tensorrt="8.5.2.2"), "w600k", b"x")
+    new = _verified(cache, _fp(tensorrt="8.5.2.2"), "sface", b"new")
     removed = cache.retire_superseded(new)
     assert sorted(e.metadata_path for e in removed) == sorted([old.metadata_path, other_precision.metadata_path])
     left = [e.metadata_path for e in cache.entries()]
@@ -76,8 +80,8 @@ def test_retire_superseded_keeps_other_models_and_precisions(tmp_path):
 
 def test_stale_against_current_platform(tmp_path):
     cache = EngineCache(str(tmp_path))
-    a = cache.set_status(cache.store(_fp(), "sface", b"a", {}), "verified")
-    b = cache.set_status(cache.store(_fp(precision="fp32"), "sface", b"b", {}), "rejected")
+    a = _verified(cache, _fp(), "sface", b"a")
+    b = cache.promote(cache.set_status(cache.store(_fp(precision="fp32"), "sface", b"b", {}), "rejected"))
     assert [e.metadata_path for e in cache.stale()] == [b.metadata_path]
     stale = cache.stale(_fp(tensorrt="10.3.0"))
     assert sorted(e.metadata_path for e in stale) == sorted([a.metadata_path, b.metadata_path])
@@ -124,3 +128,20 @@ def test_fast_int8_by_compute_capability(cc, fast):
 def test_detect_off_jetson_without_gpu(tmp_path):
     info = platmod.detect(None, None, release_file=str(tmp_path / "none"), model_file=str(tmp_path / "none"))
     assert info.tensorrt == "" and info.gpu_name == "" and not info.fast_int8
+
+
+def test_a_new_build_is_a_candidate_until_promoted(tmp_path):
+    cache = EngineCache(str(tmp_path))
+    old = _verified(cache, _fp(), "sface", b"OLD")
+    assert old.engine_path.endswith(".engine") and ".new." not in old.engine_path
+    new = cache.store(_fp(), "sface", b"NEW!", {})               # same fingerprint: --force
+    assert new.engine_path.endswith(".new.engine")
+    assert cache.find(_fp()).engine_path == old.engine_path
+    with open(old.engine_path, "rb") as f:
+        assert f.read() == b"OLD"
+    assert [e.metadata_path for e in cache.stale()] == [new.metadata_path]   # a killed build's leftover
+    promoted = cache.promote(cache.set_status(new, "verified"))
+    assert promoted.engine_path == old.engine_path and not os.path.exists(new.engine_path)
+    with open(old.engine_path, "rb") as f:
+        assert f.read() == b"NEW!"
+    assert [e.metadata_path for e in cache.entries()] == [old.metadata_path]

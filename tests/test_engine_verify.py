@@ -51,7 +51,9 @@ def test_real_models_shapes_and_profiles(model_dir):
         rec, det = onnx_input(m.recognizer_path), onnx_input(m.detector_path)
         assert infer_role(rec) == "recognizer" and infer_role(det) == "detector"
         assert plan_profile("recognizer", rec, 8, 32) == ((1, 3, 112, 112), (8, 3, 112, 112), (32, 3, 112, 112))
-        assert plan_profile("detector", det, detector_size=(480, 640), detector_fixed=True) == ((1, 3, 480, 640),) * 3
+        assert plan_profile("detector", det, detector_size=(480, 480), detector_fixed=True) == ((1, 3, 480, 480),) * 3
+        assert plan_profile("detector", det, detector_size=(480, 640)) == (
+            (1, 3, 32, 32), (1, 3, 480, 640), (1, 3, 480, 640))
         assert plan_profile("detector", det, detector_size=(640, 640)) == (
             (1, 3, 32, 32), (1, 3, 640, 640), (1, 3, 640, 640))
 

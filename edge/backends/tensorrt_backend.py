@@ -170,7 +170,9 @@ class TensorRTBackend(Backend):
 
     def close(self):
         # type: () -> None
-        with self._alloc.active():
+        # Device and page-locked memory are freed while their context is current.
+        with self._lock, self._alloc.active():
             self._device = {}
+            self._host = {}
             self._context = None
             self._engine = None

@@ -4,6 +4,7 @@ generation documents them, so `hasattr` branches in the code under test are real
 """
 import base64
 import json
+import time
 import types
 
 import numpy as np
@@ -33,8 +34,10 @@ def make_tensorrt(generation, cuda, calls):
 
     mod = types.ModuleType("tensorrt")
     mod.__version__ = version
-    mod.int8_error = 0.0      # test knob (not TensorRT API): noise added to INT8 outputs
+    mod.int8_error = 0.0      # test knobs (not TensorRT API): noise added to INT8 outputs,
     mod.fp16_error = 0.0
+    mod.build_steps = 2       # and how long a build takes (steps reported to an IProgressMonitor)
+    mod.step_seconds = 0.0
 
     def rec(name, *args):
         calls.append(name)
@@ -58,8 +61,10 @@ def make_tensorrt(generation, cuda, calls):
         flag_names.update(FP16=0, INT8=1)
     mod.BuilderFlag = _Enum(**flag_names)
     mod.DeviceType = _Enum(GPU=0, DLA=1)
-    if generation != "11":
-        mod.NetworkDefinitionCreationFlag = _Enum(EXPLICIT_BATCH=0)   # deprecated (ignored) in 10.x
+    if generation in ("8.2", "8.5"):
+        mod.NetworkDefinitionCreationFlag = _Enum(EXPLICIT_BATCH=0)
+    elif generation == "10":
+        mod.NetworkDefinitionCreationFlag = _Enum(EXPLICIT_BATCH=0, STRONGLY_TYPED=1)  # EXPLICIT_BATCH ignored
     else:
         mod.NetworkDefinitionCreationFlag = _Enum(STRONGLY_TYPED=1)
     if has_pool:
@@ -156,8 +161,9 @@ def make_tensorrt(generation, cuda, calls):
     class BuilderConfig(object):
         def __init__(self):
             self.flags, self.profiles = set(), []
-            self.int8_calibrator = None
-            self.calibration_profile = None
+            if has_calibrators:          # int8_calibrator and set_calibration_profile: gone in 11
+                self.int8_calibrator = None
+                self.calibration_profile = None
             self.default_device_type = mod.DeviceType.GPU
             self.DLA_core = -1
             self.timing_cache = None
@@ -173,11 +179,6 @@ def make_tensorrt(generation, cuda, calls):
             self.profiles.append(profile)
             return len(self.profiles) - 1
 
-        def set_calibration_profile(self, profile):   # IBuilderConfig::setCalibrationProfile (7.0+)
-            rec("config.set_calibration_profile")
-            self.calibration_profile = profile
-            return True
-
         def create_timing_cache(self, data):
             rec("config.create_timing_cache")
             return TimingCache(data)
@@ -190,6 +191,12 @@ def make_tensorrt(generation, cuda, calls):
         def get_timing_cache(self):
             return self.timing_cache
 
+    if has_calibrators:
+        def set_calibration_profile(self, profile):   # 7.0+, deprecated 10.1, removed 11
+            rec("config.set_calibration_profile")
+            self.calibration_profile = profile
+            return True
+        BuilderConfig.set_calibration_profile = set_calibration_profile
     if has_pool:
         def set_memory_pool_limit(self, pool, size):
             rec("config.set_memory_pool_limit")
@@ -207,7 +214,8 @@ def make_tensorrt(generation, cuda, calls):
             self.num_DLA_cores = 2 if cc in ((7, 2), (8, 7)) else 0
             if has_implicit_batch:
                 self.max_batch_size = 1
-            self.platform_has_fast_int8 = cc in ((6, 1), (7, 2), (8, 7))
+            if has_precision_flags:      # deprecated 10.5, removed 11
+                self.platform_has_fast_int8 = cc in ((6, 1), (7, 2), (8, 7))
 
         def create_network(self, flags=0):
             calls.append("builder.create_network(flags={})".format(flags))
@@ -249,18 +257,25 @@ def make_tensorrt(generation, cuda, calls):
                     cal.write_calibration_cache(HostMemory(b"fake-calibration-table:%d" % n))
             monitor = getattr(config, "progress_monitor", None)
             if monitor is not None:
-                monitor.phase_start("Building engine", None, 2)
-                for step in range(2):
+                monitor.phase_start("Building engine", None, mod.build_steps)
+                for step in range(mod.build_steps):
+                    time.sleep(mod.step_seconds)
                     if not monitor.step_complete("Building engine", step):
+                        rec("monitor.cancelled")
                         monitor.phase_finish("Building engine")
                         return None
                 monitor.phase_finish("Building engine")
+            else:
+                time.sleep(mod.step_seconds * mod.build_steps)
             if not config.profiles:
                 return None
             plan = {"version": version, "precision": precision,
                     "inputs": [[t.name, list(t.shape)] for t in network.inputs],
                     "outputs": [t.name for t in network.outputs],
                     "profile": config.profiles[0].shapes,
+                    "device": "DLA" if config.default_device_type == mod.DeviceType.DLA else "GPU",
+                    "dla_core": config.DLA_core,
+                    "gpu_fallback": mod.BuilderFlag.GPU_FALLBACK in config.flags,
                     "onnx": base64.b64encode(network.onnx).decode("ascii")}
             return HostMemory(b"FAKEPLAN" + json.dumps(plan).encode("utf-8"))
     mod.Builder = Builder
