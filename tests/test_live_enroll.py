@@ -63,6 +63,17 @@ def test_collector_keeps_one_crop_per_distinct_view(pipeline, person_photos, pho
     assert outcome.progress.frames == 40
 
 
+def test_collector_skips_a_passer_by(pipeline, facedata, person_photos):
+    collector = SampleCollector(request(samples=20, min_samples=3), strong_similarity=0.45, same_person=0.36)
+    stranger = pipeline.process(read_image(known(facedata, "biden.jpg")))
+    for path in person_photos[:5]:
+        collector.offer(pipeline.process(read_image(path)))
+        collector.offer(stranger)       # someone else alone in front of the camera for a moment
+    outcome = collector.outcome()
+    assert outcome.ok and len(outcome.samples) >= 3 and outcome.progress.other_face_frames == 5
+    assert max(float(np.dot(stranger[0].embedding, s.embedding)) for s in outcome.samples) < 0.36
+
+
 def test_collector_refuses_two_faces_and_someone_else(pipeline, facedata, person_photos):
     from edge.matching import Matcher
     pair = side_by_side([read_image(known(facedata, "obama.jpg")), read_image(known(facedata, "biden.jpg"))])

@@ -81,7 +81,7 @@ def run_camera(args):
             while not camera.opened_once.wait(0.1):
                 if camera.state == "reconnecting" and camera.reconnects >= 3:
                     raise FaceEdgeError("cannot open the camera: {}".format(camera.last_error))
-            collector = SampleCollector(request, threshold + margin)
+            collector = SampleCollector(request, threshold + margin, same_person=threshold)
             reported = (-1, 0.0)
             while not collector.finished():
                 frame = camera.take()

@@ -96,7 +96,8 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
         from edge.daemon.report_publisher import ReportPublisher
         live = LiveEnroller(gallery, pipeline.recognizer_fingerprint, [c.name for c in config.cameras],
                             publisher.publish_response,
-                            lambda: holder["service"].threshold + holder["service"].confident_margin)
+                            lambda: holder["service"].threshold + holder["service"].confident_margin,
+                            same_person=lambda: holder["service"].threshold)
         report = ReportPublisher(gallery, lambda payload: publisher.publish_raw(
             publisher.topic("gallery/report"), payload, retain=True), lambda: holder["service"].threshold,
             config.gallery.report_target_far, config.gallery.report_on_change)

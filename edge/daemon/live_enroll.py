@@ -55,6 +55,7 @@ Progress = NamedTuple("Progress", [
     ("frames", int),                # frames of the camera seen
     ("one_face_frames", int),       # with exactly one usable face
     ("several_faces_frames", int),  # with two or more usable faces (not used)
+    ("other_face_frames", int),     # one face, but not like the ones kept (someone else stepped in)
     ("no_usable_face_frames", int),  # no face, or none above the quality bar
     ("elapsed_s", float),
     ("seconds", float),
@@ -101,16 +102,21 @@ def _number(command, key, default, low, high, kind):
 class SampleCollector(object):
     """Chooses distinct single-face crops for one enrollment. Not thread-safe: one caller."""
 
-    def __init__(self, request, strong_similarity, started=None, clock=time.monotonic):
-        # type: (LiveRequest, float, Optional[float], Callable[[], float]) -> None
+    def __init__(self, request, strong_similarity, same_person=None, started=None, clock=time.monotonic):
+        # type: (LiveRequest, float, Optional[float], Optional[float], Callable[[], float]) -> None
+        """strong_similarity: a face matching another person this well 'already is' them;
+        same_person (the match threshold): a new crop must be this close to one already kept,
+        so a passer-by alone in a frame does not end up among the samples."""
         self.request = request
         self.strong_similarity = float(strong_similarity)
+        self.same_person = same_person
         self.clock = clock
         self.started = clock() if started is None else started
         self.kept = []        # type: List[Face]
         self.frames = 0
         self.one_face = 0
         self.several = 0
+        self.other_face = 0
         self.no_usable = 0
         self.other = {}       # type: Dict[str, List[float]]  name -> similarities of strong matches
         self.refusal = None   # type: Optional[str]
@@ -135,6 +141,9 @@ class SampleCollector(object):
         face = faces[usable[0]]
         match = matches[usable[0]] if matches is not None else None
         if self._matches_someone_else(match):
+            return False
+        if not self._same_person(face):
+            self.other_face += 1
             return False
         if not self._distinct(face):
             return False
@@ -172,6 +181,12 @@ class SampleCollector(object):
                 return True
         return False
 
+    def _same_person(self, face):
+        # type: (Face) -> bool
+        if self.same_person is None or not self.kept:
+            return True
+        return max(float(np.dot(face.embedding, k.embedding)) for k in self.kept) >= self.same_person
+
     def _distinct(self, face):
         # type: (Face) -> bool
         for kept in self.kept:
@@ -195,6 +210,7 @@ class SampleCollector(object):
         # type: () -> Progress
         r = self.request
         return Progress(len(self.kept), r.samples, r.min_samples, self.frames, self.one_face, self.several,
+                        self.other_face,
                         self.no_usable, round(min(self.elapsed(), r.seconds), 1), r.seconds)
 
     def outcome(self):
@@ -225,10 +241,11 @@ class SampleCollector(object):
         if self.one_face == 0:
             return ("no face above the quality bar in {} frames of {} (too small, blurred or turned away): come "
                     "closer, face the camera, add light; nothing enrolled".format(self.frames, where))
-        return ("only {} distinct sample{} of the {} needed from {} ({} frames with one face, {} with several): "
-                "turn the head a little between frames, or allow more seconds; nothing enrolled".format(
-                    len(self.kept), "" if len(self.kept) == 1 else "s", r.min_samples, where, self.one_face,
-                    self.several))
+        return ("only {} distinct sample{} of the {} needed from {} ({} frames with one face, {} of them "
+                "someone else's, {} with several): turn the head a little between frames, or allow more "
+                "seconds; nothing enrolled".format(len(self.kept), "" if len(self.kept) == 1 else "s",
+                                                   r.min_samples, where, self.one_face, self.other_face,
+                                                   self.several))
 
 
 def progress_json(progress):
@@ -254,14 +271,16 @@ class LiveEnroller(FrameHook):
     thread, so neither the frame loop nor other gallery commands wait for it."""
 
     def __init__(self, gallery, fingerprint, cameras, publish_response, strong_similarity,
-                 on_committed=None, clock=time.monotonic):
-        # type: (object, str, Sequence[str], Callable[[str], None], Callable[[], float], Optional[Callable[[str], None]], Callable[[], float]) -> None
-        """strong_similarity() -> the similarity above which a face 'already is' someone else."""
+                 on_committed=None, clock=time.monotonic, same_person=None):
+        # type: (object, str, Sequence[str], Callable[[str], None], Callable[[], float], Optional[Callable[[str], None]], Callable[[], float], Optional[Callable[[], float]]) -> None
+        """strong_similarity() -> the similarity above which a face 'already is' someone else;
+        same_person() -> the similarity a new crop needs to one already kept (the match threshold)."""
         self.gallery = gallery
         self.fingerprint = fingerprint
         self.cameras = list(cameras)
         self.publish_response = publish_response
         self.strong_similarity = strong_similarity
+        self.same_person = same_person
         self.on_committed = on_committed
         self.clock = clock
         self._lock = threading.Lock()
@@ -284,7 +303,9 @@ class LiveEnroller(FrameHook):
             if busy is not None:
                 raise LiveEnrollError("camera {} is already enrolling {!r} (request {}); wait for its answer".format(
                     request.camera, busy.request.name, busy.request.request_id))
-            session = _Session(request, SampleCollector(request, self.strong_similarity(), clock=self.clock))
+            collector = SampleCollector(request, self.strong_similarity(),
+                                        self.same_person() if self.same_person is not None else None, clock=self.clock)
+            session = _Session(request, collector)
             session.last_progress = self.clock()
             self._active[request.camera] = session
         log.info("live enrollment of %r on camera %s started (request %s, %g s, %d samples)", request.name,
