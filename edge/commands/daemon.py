@@ -59,6 +59,7 @@ def open_pipeline_for(config):
                          det_confidence=rec.det_confidence, min_quality=rec.min_quality,
                          min_face_px=rec.min_face_px, threads=getattr(models, "threads", 0) or 0,
                          detector=models.detector, recognizer=models.recognizer,
+                         max_faces=config.limits.max_faces_per_frame,
                          threshold=rec.threshold or None, flip=rec.flip, engine_options=engine_options)
 
 

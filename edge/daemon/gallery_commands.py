@@ -113,7 +113,7 @@ class GalleryCommandHandler(object):
             payload = payload.encode("utf-8")
         if len(payload) > self.limits.max_payload_bytes:
             # Not parsed (that is the point), but a request_id near the start is still answered.
-            found = _EARLY_REQUEST_ID.search(payload[:4096])
+            found = _EARLY_REQUEST_ID.search(payload[:4096]) or _EARLY_REQUEST_ID.search(payload[-4096:])
             raise CommandError("command is {} bytes, over limits.max_payload_bytes ({}); send fewer or smaller "
                                "images".format(len(payload), self.limits.max_payload_bytes),
                                request_id=found.group(1).decode("utf-8", "replace") if found else None)
