@@ -1,6 +1,7 @@
 """paho-mqtt 1.6 (Python 3.6, JetPack 4.6) and 2.x behind one small adapter."""
 import logging
 import ssl
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -74,6 +75,14 @@ class MqttClient(object):
             log.warning("%s (attempt %d; retrying with backoff up to 30 s)", text, self._failures)
 
     def _connect_fail(self, client, userdata, *rest):
+        error = sys.exc_info()[1]       # paho calls this inside its `except OSError`
+        if isinstance(error, ssl.SSLError):
+            reason = getattr(error, "verify_message", None) or getattr(error, "reason", None) or str(error)
+            self._warn("TLS handshake with the MQTT broker {}:{} failed: {}; check mqtt.tls_ca (the CA that "
+                       "signed the broker's certificate), the broker's host name, and mqtt.tls_cert/mqtt.tls_key"
+                       .format(self.settings.host, self.settings.port, reason))
+            self.last_error = "TLS handshake failed: {}".format(reason)
+            return
         self._warn("cannot reach the MQTT broker {}:{}; check mqtt.host/mqtt.port and that the broker runs"
                    .format(self.settings.host, self.settings.port))
         self.last_error = "broker unreachable"
