@@ -65,35 +65,31 @@ def folder_images(folder):
         yield image
 
 
-def camera_frames(source, count, interval=0.5, timeout=30.0):
-    # type: (str, int, float, float) -> Iterator[np.ndarray]
-    """Up to `count` frames, one per `interval` seconds, from a device index, file, URL or GStreamer pipeline."""
+def camera_frames(cap, count, interval=0.5, timeout=30.0, name="camera", roi=None, is_file=False):
+    # type: (Any, int, float, float, str, Optional[tuple], bool) -> Iterator[np.ndarray]
+    """Up to `count` frames, one per `interval` seconds, from an opened cv2.VideoCapture (released
+    at the end); `roi` (x1, y1, x2, y2) crops them as the daemon does before detection. A live
+    camera gets `timeout` seconds to deliver; a file (`is_file`) stops at its end."""
     import cv2
-    if source.isdigit():
-        cap = cv2.VideoCapture(int(source))
-    elif "!" in source:
-        cap = cv2.VideoCapture(source, cv2.CAP_GSTREAMER)
-    else:
-        cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        raise CalibrationError("cannot open camera {!r}: check the device/URL/pipeline (and group `video`)"
-                               .format(source))
     try:
-        got, last, last_frame_at = 0, 0.0, time.monotonic()
+        got, last, last_frame_at = 0, None, time.monotonic()   # type: int, Optional[float], float
         while got < count:
             ok, frame = cap.read()
-            now = time.monotonic()
+            wall = time.monotonic()
+            # a file is paced by its own timestamps, not by how fast it decodes
+            now = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 if is_file else wall
             if not ok or frame is None:
-                if now - last_frame_at > timeout:
-                    raise CalibrationError("camera {!r} delivered no frame for {:.0f} s".format(source, timeout))
-                if not cap.isOpened():
-                    break
+                if wall - last_frame_at > timeout:
+                    raise CalibrationError("camera {} delivered no frame for {:.0f} s".format(name, timeout))
+                if is_file or not cap.isOpened():
+                    break        # the file ended or the device went away: keep what we have
+                time.sleep(0.01)
                 continue
-            last_frame_at = now
-            if now - last >= interval:
+            last_frame_at = wall
+            if last is None or now - last >= interval:
                 last = now
                 got += 1
-                yield frame
+                yield frame[roi[1]:roi[3], roi[0]:roi[2]] if roi else frame
     finally:
         cap.release()
 

@@ -13,6 +13,7 @@ import numpy as np
 
 import edge
 from edge.errors import BackendError, ConfigError
+from engine_builder import fingerprint as fpmod
 from engine_builder import verify as verifymod
 from engine_builder.builder import BuildSettings, api_features, build_serialized
 from engine_builder.cache import EngineCache, EngineEntry, default_engine_dir
@@ -223,11 +224,14 @@ class EngineManager(object):
                 return entry
         return None
 
-    def ensure(self, request):
-        # type: (EngineRequest) -> EngineEntry
+    def ensure(self, request, strict=False):
+        # type: (EngineRequest, bool) -> EngineEntry
+        """A verified engine, built if need be. `strict` (build-engines): a lower precision found in
+        the cache counts only if the wanted one was refused for this very fingerprint; the daemon
+        takes any engine of its chain rather than rebuild at start."""
         if not self.options.force:
             entry = self.find(request)
-            if entry is not None:
+            if entry is not None and (not strict or self._settles(request, entry)):
                 return entry
         if not self.options.build_on_start and not self.options.force:
             raise BackendError(
@@ -235,6 +239,15 @@ class EngineManager(object):
                 "(or set build_on_start = true)".format(os.path.basename(request.onnx_path),
                                                         environment_summary(self.platform())))
         return self.build(request)
+
+    def _settles(self, request, entry):
+        # type: (EngineRequest, EngineEntry) -> bool
+        top = self.precision_chain(request.role, request.family)[0]
+        rank = FALLBACK["int8"]
+        if rank.index(entry.fingerprint.precision) <= rank.index(top):
+            return True
+        wanted = fpmod.key(self.fingerprint(request, top))
+        return any(r.get("key") == wanted for r in (entry.metadata.get("build") or {}).get("refused", []))
 
     def open_backend(self, request):
         # type: (EngineRequest) -> Any
@@ -262,15 +275,16 @@ class EngineManager(object):
         if self.options.dla_core >= cores:
             raise ConfigError("DLA core {} does not exist on this device ({} DLA cores; Xavier and Orin have "
                               "them, Nano and TX2 do not): use --dla-core -1".format(self.options.dla_core, cores))
-        reasons = []
+        reasons, refused = [], []   # type: List[str], List[Dict[str, str]]
         for i, precision in enumerate(chain):
-            entry, ok, reason = self._build_one(request, precision)
+            entry, ok, reason = self._build_one(request, precision, refused)
             if ok:
                 retired = self.cache.retire_superseded(entry)
                 for old in retired:
                     log.info("removed superseded engine %s", os.path.basename(old.engine_path))
                 return entry
             reasons.append("{}: {}".format(precision, reason))
+            refused.append({"precision": precision, "key": fpmod.key(entry.fingerprint), "reason": reason})
             if i + 1 < len(chain):
                 self._say("{} {} engine refused ({}): falling back to {}".format(
                     request.role, precision.upper(), reason, chain[i + 1].upper()))
@@ -282,8 +296,8 @@ class EngineManager(object):
         # type: (str) -> None
         log.warning("%s", text)
 
-    def _build_one(self, request, precision):
-        # type: (EngineRequest, str) -> Tuple[EngineEntry, bool, str]
+    def _build_one(self, request, precision, refused=()):
+        # type: (EngineRequest, str, Any) -> Tuple[EngineEntry, bool, str]
         trt, alloc = self._tensorrt(), self._allocator()
         fp = self.fingerprint(request, precision)
         stem = os.path.splitext(os.path.basename(request.onnx_path))[0]
@@ -313,6 +327,7 @@ class EngineManager(object):
             "api": api_features(trt),
             "calibration_batches": int(getattr(calibrator, "batches_used", 0)),
             "calibration_dir": self.options.calibration_dir if precision == "int8" else "",
+            "refused": list(refused),     # better precisions tried first for this request
         }
         entry = self.cache.store(fp, stem, data, build_info)
         try:

@@ -138,3 +138,60 @@ def test_runtime_preprocessing_parity(tmp_path, photos, model_dir):
         paths, RunTimeModels().recognizer_preprocess(models.recognizer_family, backend), 8)))
     runtime = recognizer.preprocess([dataset.read_image(p) for p in paths])
     np.testing.assert_array_equal(fed, runtime)
+
+
+def test_detector_calibration_batches_are_what_the_run_time_detector_feeds(tmp_path, photos, model_dir):
+    """Frames the size of the engine's opt shape: the calibrator sees exactly the pipeline's detector input."""
+    import cv2
+    from edge.pipeline import open_pipeline
+    from engine_builder.manager import RunTimeModels
+    pipeline = open_pipeline("default", model_dir, "onnxruntime", det_size=320)
+    frames = [cv2.resize(p, (320, 320)) for p in photos]
+    out = str(tmp_path / "set")
+    collect(out, frames)
+    paths = dataset.load(out).files["detector"]
+    assert len(paths) >= 4
+    family = pipeline.detector.family
+    calib = RunTimeModels().detector(family, pipeline.detector.backend, (320, 320))
+    fed = np.concatenate(list(dataset.detector_batches(paths, calib.preprocess, 1)))
+    runtime = np.concatenate([pipeline.detector.preprocess(dataset.read_image(p))[0] for p in paths])
+    assert fed.shape == (len(paths), 3, 320, 320)
+    np.testing.assert_array_equal(fed, runtime)
+
+
+def test_camera_frames_from_a_video_file(tmp_path, facedata):
+    import time
+    import cv2
+    from calibration.collect import camera_frames
+    from tests.media import known, photo_video
+    video = photo_video(str(tmp_path / "cam.avi"), [known(facedata, "obama.jpg"), known(facedata, "biden.jpg"),
+                                                     known(facedata, "alex-lacamoire.png")], seconds=1.0, fps=10.0)
+    started = time.monotonic()
+    frames = list(camera_frames(cv2.VideoCapture(video), 100, interval=0.5, roi=(100, 50, 420, 290), is_file=True))
+    assert time.monotonic() - started < 10.0             # the end of a file is not a 30 s camera timeout
+    assert 5 <= len(frames) <= 7                           # 3 s of video, one frame per 0.5 s of its time
+    assert all(f.shape == (240, 320, 3) for f in frames)
+    assert len(list(camera_frames(cv2.VideoCapture(video), 2, interval=0.0, is_file=True))) == 2
+
+
+def test_camera_that_stops_delivering_is_a_clear_error():
+    from calibration.collect import camera_frames
+
+    class Silent(object):
+        released = False
+
+        def read(self):
+            return False, None
+
+        def isOpened(self):
+            return True
+
+        def get(self, prop):
+            return 0.0
+
+        def release(self):
+            self.released = True
+    cap = Silent()
+    with pytest.raises(CalibrationError, match="delivered no frame for 0 s"):
+        list(camera_frames(cap, 5, timeout=0.2, name="door"))
+    assert cap.released

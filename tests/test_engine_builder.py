@@ -219,6 +219,12 @@ def test_int8_refused_falls_back_to_fp16_and_says_so(tmp_path, models, caplog):
     assert "falling back to FP16" in caplog.text
     assert entry.metadata["verification"]["samples_source"] == "held-out calibration samples"
     assert not [n for n in os.listdir(str(tmp_path / "engines")) if ".int8." in n]
+    assert [r["precision"] for r in entry.metadata["build"]["refused"]] == ["int8"]
+    n = calls.count("builder.build_serialized_network")
+    # build-engines again: the FP16 engine records that INT8 was refused for this set, so no retry
+    again = _manager(tmp_path, trt, cuda, precision="auto", calibration_dir=calib).ensure(
+        EngineRequest("recognizer", "sface", models["rec"]), strict=True)
+    assert again.engine_path == entry.engine_path and calls.count("builder.build_serialized_network") == n
 
 
 def test_auto_without_calibration_or_on_nano_is_fp16(tmp_path, models):

@@ -24,16 +24,13 @@ def test_build_engines_without_tensorrt_is_a_clear_error(tmp_path, capsys, model
 @pytest.fixture
 def fake_trt(monkeypatch):
     from tests.fakes import make_fakes
-    from tests.fakes.models import TinyModels
     trt, cuda, calls = make_fakes("8.2")
     pycuda = type(sys)("pycuda")
     pycuda.driver = cuda
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setitem(sys.modules, "pycuda", pycuda)
     monkeypatch.setitem(sys.modules, "pycuda.driver", cuda)
-    # Stand-in preprocessing for verification until edge.detectors/recognizers exist.
-    monkeypatch.setattr("engine_builder.manager.RunTimeModels", TinyModels)
-    return calls
+    return calls   # preprocessing and verification: the real run-time detector and recognizer
 
 
 def test_build_list_inspect_clean(tmp_path, capsys, model_dir, fake_trt):
@@ -96,3 +93,76 @@ def test_ctrl_c_cancels_the_build_and_restores_the_handler():
             time.sleep(1)
     assert progress.cancelled
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def _fake_tensorrt_generation(monkeypatch, gen):
+    from tests.fakes import make_fakes
+    trt, cuda, calls = make_fakes(gen)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", cuda)
+    monkeypatch.setattr(sys.modules["pycuda"], "driver", cuda)
+    return calls
+
+
+def test_build_engines_precision_force_calibration_and_clean_after_upgrade(tmp_path, capsys, caplog, model_dir,
+                                                                           facedata, fake_trt, monkeypatch):
+    engines = str(tmp_path / "engines")
+    base = ["build-engines", "--model-dir", model_dir, "--engine-dir", engines, "--detector-size", "160",
+            "--max-batch", "4", "--opt-batch", "2", "--no-progress"]
+    code, out, err = _run(base + ["--precision", "fp32"], capsys)
+    assert code == 0, err
+    assert out.count("FP32") == 2 and "FP16" not in out
+    n = fake_trt.count("builder.build_serialized_network")
+    code, out, err = _run(base + ["--precision", "fp32", "--force"], capsys)
+    assert code == 0 and fake_trt.count("builder.build_serialized_network") == n + 2
+    assert len([f for f in os.listdir(engines) if f.endswith(".engine")]) == 2    # replaced, not added
+    small = str(tmp_path / "small-set")
+    code, out, err = _run(["calibrate", "collect", "--folder", os.path.join(facedata, "known"), "--out", small,
+                           "--model-dir", model_dir], capsys)
+    assert code == 0, err
+    code, out, err = _run(base + ["--precision", "int8", "--calibration", small], capsys)
+    assert code == 1 and "INT8 needs at least" in err and "calibrate collect" in err
+    code, out, err = _run(base + ["--calibration", small], capsys)      # auto: too small -> FP16, said so
+    assert code == 0 and out.count("FP16") == 2 and "using FP16" in caplog.text
+    code, out, err = _run(["engines", "list", "--engine-dir", engines], capsys)
+    assert out.count("verified") == 4 and "TRT 8.2.1.8" in out
+    # JetPack upgrade: TensorRT 10 here now; the 8.2 engines can never load again
+    _fake_tensorrt_generation(monkeypatch, "10")
+    code, out, err = _run(["engines", "clean", "--engine-dir", engines, "--dry-run"], capsys)
+    assert out.count("would remove") == 8 and len(os.listdir(engines)) >= 8
+    code, out, err = _run(["engines", "clean", "--engine-dir", engines], capsys)
+    assert not [f for f in os.listdir(engines) if f.endswith((".engine", ".json"))]
+
+
+def test_calibrate_collect_from_a_named_camera_and_the_gallery(tmp_path, capsys, facedata, model_dir):
+    import cv2
+    from edge.gallery import open_gallery
+    from edge.gallery.enrollment import sample_from_image
+    from edge.models.manifest import model_fingerprint, resolve_profile
+    from edge.pipeline import open_pipeline
+    from tests.media import known, photo_video
+    video = photo_video(str(tmp_path / "door.avi"), [known(facedata, "obama.jpg"), known(facedata, "biden.jpg")],
+                        seconds=1.5, fps=10.0)
+    pipeline = open_pipeline("default", model_dir, "onnxruntime")
+    gallery_path = str(tmp_path / "gallery.db")
+    with open_gallery(gallery_path) as gallery:
+        gallery.enroll("lin", [sample_from_image(pipeline, cv2.imread(known(facedata, "lin-manuel-miranda.png")),
+                                                 "lin.png")],
+                       model_fingerprint(resolve_profile("default", model_dir).recognizer_path))
+    config = tmp_path / "faceedge.toml"
+    config.write_text('[gallery]\npath = "{}"\n\n[[cameras]]\nname = "door"\nsource = "{}"\nroi = [0, 0, 480, 480]\n'
+                      .format(gallery_path, video))
+    out_dir = str(tmp_path / "set")
+    code, out, err = _run(["calibrate", "collect", "--camera", "garage", "--config", str(config), "--out", out_dir,
+                           "--model-dir", model_dir], capsys)
+    assert code == 1 and "no camera named 'garage'" in err and "door" in err
+    code, out, err = _run(["calibrate", "collect", "--camera", "door", "--config", str(config), "--out", out_dir,
+                           "--frames", "20", "--interval", "0.25", "--model-dir", model_dir], capsys)
+    assert code == 0, err
+    manifest = json.load(open(os.path.join(out_dir, "manifest.json")))
+    assert manifest["sources"][0].startswith("camera:door") and manifest["sources"][1].startswith("gallery:")
+    origins = [r["from"] for r in manifest["recognizer"]]
+    assert origins.count("gallery") == 1 and origins.count("frame") >= 2
+    assert 2 <= len(manifest["detector"]) < manifest["frames_seen"] <= 20     # near-copies of a still scene dropped
+    frame = cv2.imread(os.path.join(out_dir, manifest["detector"][0]["file"]))
+    assert frame.shape == (480, 480, 3)                                        # the camera's ROI, as the daemon sees it

@@ -91,7 +91,7 @@ def _build(args):
     manager = EngineManager(options)
     for request in (EngineRequest("detector", models.detector_family, models.detector_path),
                     EngineRequest("recognizer", models.recognizer_family, models.recognizer_path)):
-        entry = manager.ensure(request)
+        entry = manager.ensure(request, strict=True)
         figures = entry.metadata.get("verification") or {}
         print("{}: {} {} ({})".format(request.role, entry.engine_path, entry.fingerprint.precision.upper(),
                                       figures.get("result", entry.metadata.get("status"))))
