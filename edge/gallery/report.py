@@ -231,9 +231,10 @@ def plot_report(report, path):
         for counts, label, colour in ((hist.impostor, "different people", "tab:red"),
                                       (hist.genuine, "same person", "tab:green")):
             if counts.sum():
-                merged = counts[:len(counts) // width * width].reshape(-1, width).sum(axis=1)
+                merged = counts[:len(counts) // width * width].reshape(-1, width).sum(axis=1).astype(float)
+                merged[merged == 0] = np.nan      # empty bins: a gap, not a drop to zero on the log scale
                 ax.plot(centres[width // 2::width][:len(merged)], merged / float(counts.sum()), label=label,
-                        color=colour)
+                        color=colour, marker=".", markersize=3)
         if model["suggested_threshold"] is not None:
             ax.axvline(model["suggested_threshold"], color="black", linestyle="--",
                        label="suggested {:.3f} (FAR {:g})".format(model["suggested_threshold"],
@@ -242,11 +243,12 @@ def plot_report(report, path):
             ax.axvline(report.data["threshold"], color="grey", linestyle=":",
                        label="current {:.3f}".format(report.data["threshold"]))
         ax.set_xlim(-0.3, 1.0)
+        ax.set_yscale("log")      # the tails decide the threshold: make them visible
         ax.set_xlabel("cosine similarity")
-        ax.set_ylabel("share of pairs")
+        ax.set_ylabel("share of pairs (log)")
         ax.set_title("model {}: {} people, {} samples".format(model["fingerprint"][:12], model["people"],
                                                                model["samples"]))
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="lower center", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
