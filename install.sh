@@ -38,6 +38,7 @@
 #   FACEEDGE_ETC_DIR=DIR        instead of /etc/faceedge
 #   FACEEDGE_STATE_DIR=DIR      instead of /var/lib/faceedge
 #   FACEEDGE_UNIT_DIR=DIR       instead of /etc/systemd/system
+#   FACEEDGE_MOSQUITTO_DIR=DIR  instead of /etc/mosquitto (--with-mosquitto writes DIR/conf.d/faceedge.conf)
 #   FACEEDGE_UNPRIVILEGED=1     allow running as a normal user: no apt-get, useradd, chown or
 #                               systemctl (units are written to FACEEDGE_UNIT_DIR but not enabled)
 #   FACEEDGE_PYTHON=PATH        the Python the venv is made from (default: python3 in PATH;
@@ -64,6 +65,7 @@ FAKE_ROOT="${FACEEDGE_FAKE_ROOT:-}"
 ETC_DIR="${FACEEDGE_ETC_DIR:-/etc/faceedge}"
 STATE_DIR="${FACEEDGE_STATE_DIR:-/var/lib/faceedge}"
 UNIT_DIR="${FACEEDGE_UNIT_DIR:-/etc/systemd/system}"
+MOSQUITTO_DIR="${FACEEDGE_MOSQUITTO_DIR:-/etc/mosquitto}"
 UNPRIVILEGED="${FACEEDGE_UNPRIVILEGED:-0}"
 SERVICE_USER="faceedge"
 # Marks the user as install.sh's: --purge removes it even after a plain --uninstall (no manifest).
@@ -730,11 +732,11 @@ do_install() {
 
   if [ "$WITH_MOSQUITTO" = 1 ]; then
     step "configure the local mosquitto broker"
-    local mconf=/etc/mosquitto/conf.d/faceedge.conf
+    local mconf="$MOSQUITTO_DIR/conf.d/faceedge.conf"
     local tmpm
     tmpm="$(mktemp)"
     printf '# Written by faceedge install.sh: a local broker for the faceedge daemon.\nlistener 1883 127.0.0.1\nallow_anonymous true\n' > "$tmpm"
-    run mkdir -p /etc/mosquitto/conf.d
+    run mkdir -p "$MOSQUITTO_DIR/conf.d"
     install_if_changed "$tmpm" "$mconf" 0644
     rm -f "$tmpm"
     manifest_set mosquitto_conf "$mconf"

@@ -23,13 +23,13 @@ INSTALL = os.path.join(REPO, "install.sh")
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "jetson")
 
 
-def run_install(args, env_extra=None, timeout=120):
+def run_install(args, env_extra=None, timeout=120, script=INSTALL):
     env = dict(os.environ)
     for key in list(env):
         if key.startswith("FACEEDGE_") and key not in ("FACEEDGE_TEST_MODELS", "FACEEDGE_DATA"):
             del env[key]
     env.update(env_extra or {})
-    proc = subprocess.Popen(["bash", INSTALL] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(["bash", script] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             universal_newlines=True, env=env, cwd=REPO)
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
@@ -65,7 +65,7 @@ def test_strict_mode_and_documented_overrides():
     assert "set -Eeuo pipefail" in text
     header = text.split("set -Eeuo pipefail")[0]
     for name in ("FACEEDGE_FAKE_ROOT", "FACEEDGE_ETC_DIR", "FACEEDGE_STATE_DIR", "FACEEDGE_UNIT_DIR",
-                 "FACEEDGE_UNPRIVILEGED", "FACEEDGE_PYTHON"):
+                 "FACEEDGE_UNPRIVILEGED", "FACEEDGE_PYTHON", "FACEEDGE_MOSQUITTO_DIR"):
         assert name in header, name
     for option in ("--prefix", "--config", "--broker", "--with-mosquitto", "--with-jtop", "--no-start",
                    "--dry-run", "--uninstall", "--purge", "--models-from"):
@@ -331,6 +331,7 @@ class Shims(object):
             self.log.unlink()
         env = {"FACEEDGE_FAKE_ROOT": str(self.root), "FACEEDGE_ETC_DIR": str(self.etc),
                "FACEEDGE_STATE_DIR": str(self.st), "FACEEDGE_UNIT_DIR": str(self.units),
+               "FACEEDGE_MOSQUITTO_DIR": str(self.tmp / "mosquitto"),
                "FACEEDGE_PYTHON": str(self.bin / "syspython3"), "FACEEDGE_SHIM_LOG": str(self.log),
                "FACEEDGE_SHIM_STATE": str(self.state), "PATH": str(self.bin) + os.pathsep + os.environ["PATH"]}
         code, out, err = run_install(["--prefix", str(self.opt)] + list(args), env)
@@ -438,6 +439,24 @@ def test_root_install_refuses_a_pip_opencv_on_a_jetson(tmp_path):
     assert code == 1 and "a pip OpenCV got into" in err
     assert not (sh.units / "faceedge.service").exists()
     assert not (sh.units / "faceedge.service.d").exists()  # systemd 249 has LoadCredential=
+
+
+def test_root_install_with_mosquitto(tmp_path):
+    sh = Shims(tmp_path, "orin-jp62")
+    code, out, err = sh.run("--with-mosquitto", "--no-start")
+    assert code == 0, out + err
+    # The Orin root lacks python3-venv too (as a fresh JetPack 6 does).
+    assert sh.called("apt-get") == ["update -qq", "install -y -qq python3-venv mosquitto"]
+    conf = tmp_path / "mosquitto" / "conf.d" / "faceedge.conf"
+    assert "listener 1883 127.0.0.1\n" in conf.read_text()
+    config = (sh.etc / "config.toml").read_text()
+    assert 'host = "localhost"' in config and "port = 1883" in config
+    systemctl = sh.called("systemctl")
+    assert systemctl[:2] == ["enable mosquitto.service", "restart mosquitto.service"]
+    assert not [c for c in systemctl if c.endswith(" faceedge.service") and "enable" not in c]  # --no-start
+    code, out, err = sh.run("--uninstall")
+    assert code == 0, out + err
+    assert not conf.exists() and "try-restart mosquitto.service" in sh.called("systemctl")
 
 
 def _assert_state_modes(state):
@@ -567,16 +586,30 @@ def _snapshot(root, skip=()):
     return found
 
 
+def _source_copy(tmp_path):
+    """A copy of the checkout to install from: others editing it meanwhile must not make the
+    repeat install see a changed source (it would rightly reinstall)."""
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", ".venv", ".git")
+    for name in ("edge", "engine_builder", "calibration", "examples", "systemd"):
+        shutil.copytree(os.path.join(REPO, name), str(src / name), ignore=ignore)
+    for name in ("install.sh", "setup.py", "setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy2(os.path.join(REPO, name), str(src / name))
+    return str(src / "install.sh")
+
+
 def _real_install(tmp_path, model_dir, broker_port, video=None):
     (tmp_path / "units").mkdir()
     args = ["--prefix", str(tmp_path / "opt"), "--config", _config_source(tmp_path, video),
             "--broker", "127.0.0.1:{}".format(broker_port), "--models-from", model_dir, "--no-start"]
-    code, out, err = run_install(args, _install_env(tmp_path), timeout=1200)
+    script = _source_copy(tmp_path)
+    code, out, err = run_install(args, _install_env(tmp_path), timeout=1200, script=script)
     assert code == 0, out + err
-    return args, out
+    return args, out, script
 
 
-def _uninstall_leaves_only_gallery(tmp_path):
+def _uninstall_leaves_only_gallery(tmp_path, kept=()):
+    """--uninstall keeps STATE/gallery (with `kept`, paths below it), --purge then removes it."""
     code, out, err = run_install(["--prefix", str(tmp_path / "opt"), "--uninstall"], _install_env(tmp_path))
     assert code == 0, out + err
     assert not (tmp_path / "opt").exists()
@@ -584,6 +617,8 @@ def _uninstall_leaves_only_gallery(tmp_path):
     assert os.listdir(str(tmp_path / "units")) == []
     assert os.listdir(str(tmp_path / "state")) == ["gallery"]
     assert "kept the gallery" in out
+    for path in kept:
+        assert (tmp_path / "state" / "gallery" / path).exists(), path
     code, out, err = run_install(["--prefix", str(tmp_path / "opt"), "--uninstall", "--purge"],
                                  _install_env(tmp_path))
     assert code == 0, out + err
@@ -592,7 +627,7 @@ def _uninstall_leaves_only_gallery(tmp_path):
 
 def test_real_install_repeat_and_uninstall(tmp_path, model_dir):
     """Off-Jetson install into a temporary prefix (unprivileged), again (no change), then removed."""
-    args, out = _real_install(tmp_path, model_dir, 1883)
+    args, out, script = _real_install(tmp_path, model_dir, 1883)
     opt, etc, state = tmp_path / "opt", tmp_path / "etc", tmp_path / "state"
     assert "platform=linux" in out and "opencv=pip" in out
     assert out.index("problems=0") < out.index("\n+ ")  # the plan comes first
@@ -615,13 +650,14 @@ def test_real_install_repeat_and_uninstall(tmp_path, model_dir):
     _verify_units(tmp_path / "units")
 
     # Running it again changes nothing (the existing config is kept, even with another broker).
-    before = _snapshot(str(tmp_path))
+    src = os.path.dirname(script)
+    before = _snapshot(str(tmp_path), skip=(src,))
     time.sleep(1.1)
     args[args.index("--broker") + 1] = "127.0.0.1:9999"
-    code, out, err = run_install(args, _install_env(tmp_path), timeout=600)
+    code, out, err = run_install(args, _install_env(tmp_path), timeout=600, script=script)
     assert code == 0, out + err
     assert "venv is up to date" in out and "keeping the existing" in out
-    assert _snapshot(str(tmp_path)) == before
+    assert _snapshot(str(tmp_path), skip=(src,)) == before
 
     (state / "gallery" / "gallery.db").write_text("people")
     _uninstall_leaves_only_gallery(tmp_path)
@@ -674,13 +710,13 @@ def test_real_install_runs_daemon(tmp_path, model_dir, facedata):
         creds = tmp_path / "credentials"
         creds.mkdir()
         shutil.copy(str(etc / "mqtt_password"), str(creds / "mqtt_password"))
+        unit = _installed_unit(tmp_path, "faceedge.service")
         env = dict(os.environ, NOTIFY_SOCKET=notify_path, CREDENTIALS_DIRECTORY=str(creds), STATE_DIRECTORY=str(state),
-                   HOME=str(state), PYTHONUNBUFFERED="1")
+                   HOME=str(state), PYTHONUNBUFFERED="1", **unit["env"])
         log_path = tmp_path / "daemon.log"
         with open(str(log_path), "w") as log:
-            daemon = subprocess.Popen([str(opt / "venv" / "bin" / "faceedge"), "run", "--config",
-                                       str(etc / "config.toml")], cwd=str(state), env=env,
-                                      stdout=log, stderr=subprocess.STDOUT)
+            daemon = subprocess.Popen(unit["ExecStart"][0], cwd=str(state), env=env, stdout=log,
+                                      stderr=subprocess.STDOUT)
         notes = []
         try:
             deadline = time.time() + 120
@@ -713,14 +749,54 @@ def test_real_install_runs_daemon(tmp_path, model_dir, facedata):
             client.disconnect()
             notify.close()
         assert daemon.returncode == 0, log_path.read_text()
-    _uninstall_leaves_only_gallery_after_daemon(tmp_path)
+    backup = _run_backup(tmp_path)
+    _uninstall_leaves_only_gallery(tmp_path, kept=("gallery.db", backup))
 
 
-def _uninstall_leaves_only_gallery_after_daemon(tmp_path):
-    state = tmp_path / "state"
-    if not (state / "gallery").exists():
-        (state / "gallery").mkdir()
-    _uninstall_leaves_only_gallery(tmp_path)
+def _installed_unit(tmp_path, name):
+    """An installed unit's commands (argv lists, %% unescaped) and its EnvironmentFile= variables,
+    with /var/lib/faceedge (StateDirectory=, not rewritten by install.sh) pointing at the test's."""
+    state = str(tmp_path / "state")
+    unit = {"env": {}}
+    with open(str(tmp_path / "units" / name)) as f:
+        for line in f:
+            key, sep, value = line.strip().partition("=")
+            if not sep or key.startswith("#"):
+                continue
+            value = value.replace("/var/lib/faceedge", state)
+            if key in ("ExecStartPre", "ExecStart", "ExecStartPost"):
+                unit.setdefault(key, []).append([a.replace("%%", "%") for a in shlex.split(value)])
+            elif key == "EnvironmentFile":
+                with open(value.lstrip("-")) as env_file:
+                    for env_line in env_file:
+                        var, sep, val = env_line.strip().partition("=")
+                        if sep and not var.startswith("#"):
+                            unit["env"][var] = " ".join(shlex.split(val))
+    return unit
+
+
+def _run_backup(tmp_path):
+    """faceedge-backup.service's commands, as installed: an archive of the gallery, 7 kept."""
+    backups = tmp_path / "state" / "gallery" / "backups"
+    backups.mkdir()
+    for day in range(1, 10):  # older exports, oldest first
+        old = backups / "gallery-202001{:02d}.tar.gz".format(day)
+        old.write_text("old")
+        os.utime(str(old), (1577836800 + day * 86400,) * 2)
+    unit = _installed_unit(tmp_path, "faceedge-backup.service")
+    env = dict(os.environ, **unit["env"])
+    for key in ("ExecStartPre", "ExecStart", "ExecStartPost"):
+        for argv in unit[key]:
+            proc = subprocess.Popen(argv, env=env, cwd=str(tmp_path / "state"), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, universal_newlines=True)
+            out = proc.communicate(timeout=300)[0]
+            assert proc.returncode == 0, (argv, out)
+    import tarfile
+    names = sorted(os.listdir(str(backups)))
+    assert len(names) == 7 and "gallery-20200104.tar.gz" in names and "gallery-20200103.tar.gz" not in names
+    with tarfile.open(str(backups / names[-1])) as archive:
+        assert "manifest.json" in archive.getnames()
+    return os.path.join("backups", names[-1])
 
 
 def test_uninstall_keeps_a_gallery_file_named_in_the_config(tmp_path):
