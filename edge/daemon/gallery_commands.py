@@ -86,7 +86,8 @@ class GalleryCommandHandler(object):
 
     # -- commands -----------------------------------------------------------------------------
     def handle(self, payload):
-        # type: (bytes) -> str
+        # type: (bytes) -> Optional[str]
+        """The response to publish; None when it was published already (enroll_live's progress)."""
         request_id = None
         try:
             command = self._decode(payload)

@@ -291,8 +291,10 @@ class LiveEnroller(FrameHook):
 
     # -- command worker -------------------------------------------------------------------
     def start(self, request):
-        # type: (LiveRequest) -> str
-        """Begin an enrollment; returns the first progress message (or a repeat's current one)."""
+        # type: (LiveRequest) -> Optional[str]
+        """Begin an enrollment. The first progress message is published here, before any frame can
+        report progress (so it is always first), and None is returned; a repeated request id that
+        is still running gets its current progress as the return value."""
         with self._lock:
             if self._closed:
                 raise LiveEnrollError("the daemon is stopping; try again when it is back")
@@ -307,10 +309,11 @@ class LiveEnroller(FrameHook):
                                         self.same_person() if self.same_person is not None else None, clock=self.clock)
             session = _Session(request, collector)
             session.last_progress = self.clock()
+            self._publish(self._progress_message(session, "started"))
             self._active[request.camera] = session
         log.info("live enrollment of %r on camera %s started (request %s, %g s, %d samples)", request.name,
                  request.camera, request.request_id, request.seconds, request.samples)
-        return self._progress_message(session, "started")
+        return None
 
     # -- service loop ---------------------------------------------------------------------
     def wants_embeddings(self, camera):
