@@ -257,6 +257,8 @@ detect() {
     esac
     SYSTEM_PYTHON="${FACEEDGE_PYTHON:-/usr/bin/python3}"
     OPENCV="system"
+    # numpy on a Jetson dies with "Illegal instruction" without it (the probe imports cv2 -> numpy).
+    export OPENBLAS_CORETYPE=ARMV8
   else
     case "$ARCH" in
       x86_64|amd64|aarch64|arm64) ;;
@@ -574,8 +576,6 @@ do_install() {
   if [ "$UNPRIVILEGED" != 1 ] && [ "$(id -u)" != 0 ]; then
     die "run as root: sudo $0 (or --dry-run to only see the plan)"
   fi
-  # numpy on a Jetson dies with "Illegal instruction" without this (facts: numpy 1.19.5).
-  if [ "$PLATFORM" = jetson ]; then export OPENBLAS_CORETYPE=ARMV8; fi
   local example="${CONFIG_SRC:-$SRC/examples/faceedge.toml}"
   [ -f "$example" ] || [ -f "$CONFIG" ] || die "config source $example not found"
 
@@ -723,7 +723,7 @@ do_install() {
   if [ "$PLATFORM" = jetson ]; then
     step "build the TensorRT engines ($build_precision; tens of minutes on a Nano)"
     if [ "$UNPRIVILEGED" = 1 ]; then
-      OPENBLAS_CORETYPE=ARMV8 run "$VENV/bin/faceedge" build-engines --no-progress "${BUILD_ARGS[@]}"
+      run "$VENV/bin/faceedge" build-engines --no-progress "${BUILD_ARGS[@]}"
     else
       run runuser -u "$SERVICE_USER" -- env HOME="$STATE_DIR" PATH="/usr/local/cuda/bin:$PATH" OPENBLAS_CORETYPE=ARMV8 \
         "$VENV/bin/faceedge" build-engines --no-progress "${BUILD_ARGS[@]}"

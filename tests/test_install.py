@@ -326,7 +326,7 @@ class Shims(object):
         self.opt, self.etc, self.st, self.units = (tmp_path / "opt", tmp_path / "etc", tmp_path / "state",
                                                    tmp_path / "units")
 
-    def run(self, *args):
+    def run(self, *args, **env_extra):
         if self.log.exists():
             self.log.unlink()
         env = {"FACEEDGE_FAKE_ROOT": str(self.root), "FACEEDGE_ETC_DIR": str(self.etc),
@@ -334,6 +334,7 @@ class Shims(object):
                "FACEEDGE_MOSQUITTO_DIR": str(self.tmp / "mosquitto"),
                "FACEEDGE_PYTHON": str(self.bin / "syspython3"), "FACEEDGE_SHIM_LOG": str(self.log),
                "FACEEDGE_SHIM_STATE": str(self.state), "PATH": str(self.bin) + os.pathsep + os.environ["PATH"]}
+        env.update(env_extra)
         code, out, err = run_install(["--prefix", str(self.opt)] + list(args), env)
         self.calls = []  # (name, args, PATH, CUDA_ROOT, CUDA_INC_DIR, OPENBLAS_CORETYPE)
         if self.log.exists():
@@ -439,6 +440,18 @@ def test_root_install_refuses_a_pip_opencv_on_a_jetson(tmp_path):
     assert code == 1 and "a pip OpenCV got into" in err
     assert not (sh.units / "faceedge.service").exists()
     assert not (sh.units / "faceedge.service.d").exists()  # systemd 249 has LoadCredential=
+
+
+def test_unprivileged_install_on_a_jetson(tmp_path):
+    """No user, ownership or systemctl; the engines are still built, with the numpy workaround."""
+    sh = Shims(tmp_path, "nano-jp46")
+    code, out, err = sh.run(FACEEDGE_UNPRIVILEGED="1")
+    assert code == 0, out + err
+    for name in ("useradd", "usermod", "chown", "chgrp", "runuser", "systemctl", "apt-get"):
+        assert sh.called(name) == [], name
+    build = sh.call("faceedge", "build-engines")
+    assert "--precision fp16" in build[1] and build[5] == "ARMV8"
+    assert (sh.units / "faceedge.service").is_file()
 
 
 def test_root_install_with_mosquitto(tmp_path):
