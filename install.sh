@@ -226,9 +226,11 @@ detect() {
     PLATFORM="jetson"
     [ -n "$L4T" ] || die "this looks like a Jetson ($JETSON_MODEL) but the L4T release is unknown: no /etc/nv_tegra_release and no nvidia-l4t-core package; flash or upgrade JetPack first"
     case "$L4T" in
-      32.5*|32.6*|32.7*)
+      32.5*) die "L4T $L4T is JetPack 4.5 (TensorRT 7.1, no build_serialized_network): faceedge needs TensorRT >= 8.0; upgrade to JetPack 4.6.x (L4T 32.7)" ;;
+      32.6*|32.7*)
         JETPACK="4.6"; WANT_PYTHON="3.6"; TENSORRT="8.2"; CUDA="10.2"
-        [[ "$L4T" == 32.7* ]] || { JETPACK="4.5"; TENSORRT="7.1"; warn "L4T $L4T is JetPack 4.5; faceedge is tested on JetPack 4.6 (L4T 32.7): upgrade with apt if you can"; }
+        # JetPack 4.6 itself is L4T 32.6.1 with TensorRT 8.0; 4.6.1+ is 32.7 with 8.2.
+        [[ "$L4T" == 32.7* ]] || { TENSORRT="8.0"; warn "L4T $L4T (JetPack 4.6, TensorRT 8.0): faceedge is tested on JetPack 4.6.1+ (L4T 32.7, TensorRT 8.2): upgrade with apt if you can"; }
         PINS=("numpy==1.19.4" "paho-mqtt==1.6.1" "pycuda==2022.1" "onnxruntime==1.10.0" "onnx==1.11.0" "protobuf<4" "tomli==1.2.3")
         JTOP_PIN="jetson-stats==4.3.2"
         PIP_BOOTSTRAP=("pip>=19.3,<22" "setuptools<60" "wheel<0.38") ;;

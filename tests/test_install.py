@@ -242,6 +242,22 @@ def test_unknown_l4t_is_refused(tmp_path):
     assert code != 0 and "unsupported L4T 28.2.1" in err
 
 
+@pytest.mark.parametrize("revision,tensorrt", [("6.1", "8.0"), ("5.1", None)])
+def test_older_jetpack_4(tmp_path, revision, tensorrt):
+    """L4T 32.6 is JetPack 4.6 with TensorRT 8.0 (a warning); 32.5 (TensorRT 7.1) is refused."""
+    root = tmp_path / "root"
+    shutil.copytree(os.path.join(FIXTURES, "nano-jp46"), str(root))
+    (root / "etc" / "nv_tegra_release").write_text("# R32 (release), REVISION: {}, GCID: 1\n".format(revision))
+    code, out, err = run_install(["--dry-run"], {"FACEEDGE_FAKE_ROOT": str(root)})
+    if tensorrt is None:
+        assert code != 0 and "TensorRT 7.1" in err and "needs TensorRT >= 8.0" in err
+    else:
+        assert code == 0, out + err
+        lines = out.splitlines()
+        assert "jetpack=4.6" in lines and "tensorrt=" + tensorrt in lines and "precision=fp16" in lines
+        assert "tested on JetPack 4.6.1+" in err
+
+
 def test_not_root_without_unprivileged_is_refused(tmp_path):
     if os.geteuid() == 0:
         pytest.skip("running as root")
