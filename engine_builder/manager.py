@@ -53,10 +53,14 @@ EngineOptions = NamedTuple("EngineOptions", [
 
 
 def engine_options(engine_dir=None, precision="auto", calibration_dir="", build_on_start=True, force=False,
-                   opt_batch=8, max_batch=32, detector_size=(640, 640), workspace_mb=512, dla_core=-1,
+                   opt_batch=None, max_batch=32, detector_size=(640, 640), workspace_mb=512, dla_core=-1,
                    calibration_batch=8, bounds=None, progress=True, detector_size_range=None, detector_fixed=False):
-    # type: (Optional[str], str, str, bool, bool, int, int, Any, int, int, int, Optional[verifymod.VerifyBounds], bool, Any, bool) -> EngineOptions
-    """Plain parameters for the config layer; defaults as documented in the README."""
+    # type: (Optional[str], str, str, bool, bool, Optional[int], int, Any, int, int, int, Optional[verifymod.VerifyBounds], bool, Any, bool) -> EngineOptions
+    """Plain parameters for the config layer; defaults as documented in the README.
+
+    opt_batch None = 8, or max_batch when that is smaller (the daemon and build-engines agree)."""
+    if opt_batch is None:
+        opt_batch = min(8, int(max_batch))
     if precision not in PRECISION_CHOICES:
         raise ConfigError("precision must be one of {}, not {!r}".format(", ".join(PRECISION_CHOICES), precision))
     if isinstance(detector_size, int):
@@ -235,8 +239,8 @@ class EngineManager(object):
                 return entry
         if not self.options.build_on_start and not self.options.force:
             raise BackendError(
-                "no TensorRT engine for {} matches this device ({}): run `faceedge build-engines` "
-                "(or set build_on_start = true)".format(os.path.basename(request.onnx_path),
+                "no TensorRT engine for {} matches this device ({}): run `faceedge build-engines --config "
+                "FILE` with the daemon's config (or set build_on_start = true)".format(os.path.basename(request.onnx_path),
                                                         environment_summary(self.platform())))
         return self.build(request)
 

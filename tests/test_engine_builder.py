@@ -96,6 +96,19 @@ def test_progress_monitor_on_10_and_cancellation(models):
             build_serialized(trt, models["rec"], _settings(), progress=progress)
 
 
+def test_progress_shows_tensorrt_10_phases(models):
+    import io
+    trt, cuda, calls = make_fakes("10")
+    PycudaAllocator(cuda=cuda)
+    trt.build_steps, trt.step_seconds = 5, 0.1
+    stream = io.StringIO()
+    with BuildProgress("tinyrec FP16", stream=stream, interval=0.05) as progress:
+        build_serialized(trt, models["rec"], _settings(), progress=progress)
+    text = stream.getvalue()
+    assert "tinyrec FP16: building 0:00 - Building engine (" in text and "/5)" in text
+    assert text.rstrip().endswith("done after 0:00")
+
+
 @pytest.mark.parametrize("gen", GENS)
 def test_manager_builds_verifies_and_reuses(tmp_path, models, gen):
     trt, cuda, calls = make_fakes(gen)

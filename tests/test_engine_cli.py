@@ -166,3 +166,26 @@ def test_calibrate_collect_from_a_named_camera_and_the_gallery(tmp_path, capsys,
     assert 2 <= len(manifest["detector"]) < manifest["frames_seen"] <= 20     # near-copies of a still scene dropped
     frame = cv2.imread(os.path.join(out_dir, manifest["detector"][0]["file"]))
     assert frame.shape == (480, 480, 3)                                        # the camera's ROI, as the daemon sees it
+
+
+def test_build_engines_with_the_daemon_config_builds_what_the_daemon_looks_up(tmp_path, capsys, model_dir,
+                                                                              fake_trt):
+    from edge.commands.daemon import open_pipeline_for
+    from edge.daemon.config import load_config
+    from edge.errors import BackendError
+    engines = str(tmp_path / "engines")
+    config = tmp_path / "faceedge.toml"
+    config.write_text('[models]\ndir = "{}"\n\n[engines]\ndir = "{}"\nbuild_on_start = false\nmax_batch = 4\n\n'
+                      '[recognition]\ndet_size = 320\n'.format(model_dir, engines))
+    with pytest.raises(BackendError, match="build-engines --config"):      # nothing built yet: the daemon says what to run
+        open_pipeline_for(load_config(str(config)))
+    code, out, err = _run(["build-engines", "--config", str(config), "--no-progress"], capsys)
+    assert code == 0, err
+    rows = json.loads(_run(["engines", "list", "--engine-dir", engines, "--json"], capsys)[1])
+    profiles = dict((r["role"], r["profile"]) for r in rows)
+    assert profiles["recognizer"] == [[1, 3, 112, 112], [4, 3, 112, 112], [4, 3, 112, 112]]
+    assert profiles["detector"] == [[1, 3, 32, 32], [1, 3, 320, 320], [1, 3, 320, 320]]
+    n = fake_trt.count("builder.build_serialized_network")
+    pipeline = open_pipeline_for(load_config(str(config)))              # build_on_start = false: found, not built
+    assert pipeline.detector.backend.name == pipeline.recognizer.backend.name == "tensorrt"
+    assert fake_trt.count("builder.build_serialized_network") == n

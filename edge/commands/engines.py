@@ -32,17 +32,20 @@ def register(subparsers):
     # type: (argparse._SubParsersAction) -> None
     from edge.models import default_model_dir
     build = subparsers.add_parser("build-engines", help="build TensorRT engines for this Jetson (FP16/INT8)")
-    build.add_argument("--profile", default="default", help="model profile (default: default)")
+    build.add_argument("--config", default=None, metavar="FILE",
+                       help="the daemon's configuration: build exactly the engines it will look up (its models, "
+                            "[engines] and detector size); the options below override it")
+    build.add_argument("--profile", default=None, help="model profile (default: default)")
     build.add_argument("--model-dir", default=None, help="model directory (default: {})".format(default_model_dir()))
     _engine_dir_arg(build)
-    build.add_argument("--precision", default="auto", choices=("auto", "fp16", "int8", "fp32"),
-                       help="auto = INT8 where the GPU has fast INT8 and calibration data exists, else FP16")
+    build.add_argument("--precision", default=None, choices=("auto", "fp16", "int8", "fp32"),
+                       help="auto (default) = INT8 where the GPU has fast INT8 and calibration data exists, else FP16")
     build.add_argument("--calibration", default=None, metavar="DIR",
                        help="calibration set (from `faceedge calibrate collect`) for INT8 and verification")
     build.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")
-    build.add_argument("--opt-batch", type=int, default=8, help="recognizer batch TensorRT optimises for (8)")
-    build.add_argument("--max-batch", type=int, default=32, help="largest recognizer batch (32)")
-    build.add_argument("--detector-size", type=_size, default=(640, 640), metavar="HxW",
+    build.add_argument("--opt-batch", type=int, default=None, help="recognizer batch TensorRT optimises for (8)")
+    build.add_argument("--max-batch", type=int, default=None, help="largest recognizer batch (32)")
+    build.add_argument("--detector-size", type=_size, default=None, metavar="HxW",
                        help="largest detector input for models with a dynamic input (640); the engine "
                             "accepts 32x32 up to it, like the run-time letterbox")
     build.add_argument("--detector-fixed", action="store_true",
@@ -73,21 +76,40 @@ def register(subparsers):
     clean.set_defaults(func=_clean)
 
 
+def _resolve_models(args, config):
+    from edge.models.manifest import parse_model_ref, resolve_models
+    cm = config.models if config is not None else None
+    profile = args.profile or (cm.profile if cm else "default")
+    model_dir = args.model_dir or (cm.dir if cm else "") or None
+    if cm is None or args.profile:
+        return resolve_models(profile, model_dir)
+    # the daemon's own models, resolved as edge.pipeline.open_pipeline does
+    return resolve_models(profile, model_dir, detector=parse_model_ref(cm.detector) if cm.detector else None,
+                          recognizer=parse_model_ref(cm.recognizer) if cm.recognizer else None)
+
+
 def _build(args):
     # type: (argparse.Namespace) -> int
-    from edge.models.manifest import resolve_profile
     from engine_builder import verify
     from engine_builder.manager import EngineManager, EngineRequest, engine_options
+    config = None
+    if args.config:
+        from edge.daemon.config import load_config
+        config = load_config(args.config)
+    eng = config.engines if config is not None else None
     bounds = verify.DEFAULT_BOUNDS
     if args.min_cosine_fp16 is not None:
         bounds = bounds._replace(fp16_cosine=args.min_cosine_fp16)
     if args.min_cosine_int8 is not None:
         bounds = bounds._replace(int8_cosine=args.min_cosine_int8)
-    options = engine_options(args.engine_dir, args.precision, args.calibration or "", True, args.force,
-                             args.opt_batch, args.max_batch, args.detector_size, args.workspace_mb,
-                             args.dla_core, bounds=bounds, progress=not args.no_progress,
+    det_size = args.detector_size or ((config.recognition.det_size,) * 2 if config is not None else (640, 640))
+    options = engine_options(args.engine_dir or (eng.dir if eng else None),
+                             args.precision or (eng.precision if eng else "auto"),
+                             args.calibration or (eng.calibration_dir if eng else "") or "", True, args.force,
+                             args.opt_batch, args.max_batch or (eng.max_batch if eng else 32), det_size,
+                             args.workspace_mb, args.dla_core, bounds=bounds, progress=not args.no_progress,
                              detector_fixed=args.detector_fixed)
-    models = resolve_profile(args.profile, args.model_dir)
+    models = _resolve_models(args, config)
     manager = EngineManager(options)
     for request in (EngineRequest("detector", models.detector_family, models.detector_path),
                     EngineRequest("recognizer", models.recognizer_family, models.recognizer_path)):
