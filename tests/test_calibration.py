@@ -121,9 +121,7 @@ def test_batches_are_full_and_use_the_given_preprocessing(tmp_path, photos):
 
 def test_runtime_preprocessing_parity(tmp_path, photos, model_dir):
     """The calibrator is fed by the run-time Recognizer.preprocess (same function, same output)."""
-    recognizers = pytest.importorskip("edge.recognizers")
-    if not hasattr(recognizers, "create_recognizer"):
-        pytest.skip("edge.recognizers.create_recognizer is not there yet")
+    from edge import recognizers
     from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
     from edge.models.manifest import resolve_profile
     from engine_builder.manager import RunTimeModels
