@@ -99,7 +99,7 @@ def test_suggested_threshold_holds_on_held_out_strangers(tmp_path, lfw, pipeline
     assert TARGET_FAR / 3.0 <= measured <= TARGET_FAR * 3.0
 
 
-def test_small_gallery_says_the_estimate_is_unreliable(tmp_path, lfw, pipeline):
+def test_small_gallery_says_the_estimate_is_unreliable(tmp_path, lfw, pipeline, model_dir):
     found, gallery_people, _ = lfw
     db = str(tmp_path / "small.db")
     with Gallery(db) as gallery:
@@ -112,6 +112,17 @@ def test_small_gallery_says_the_estimate_is_unreliable(tmp_path, lfw, pipeline):
     assert model["reliable"] is False and "cannot be measured" in model["note"]
     assert model["suggested_threshold"] > model["stranger_max"]
     assert len(model["closest_people"]) == 3
+
+    # Another model's embeddings of the same crops: a report of its own.
+    from edge.pipeline import open_pipeline
+    arcface = open_pipeline("arcface-mbf", model_dir, "onnxruntime")
+    with Gallery(db) as gallery:
+        gallery.reembed(arcface.recognizer_fingerprint, arcface.embed_crops)
+    models = dict((m["fingerprint"], m) for m in report_cli(db)["models"])
+    assert set(models) == {pipeline.recognizer_fingerprint, arcface.recognizer_fingerprint}
+    other = models[arcface.recognizer_fingerprint]
+    assert other["samples"] == model["samples"] and other["genuine"]["pairs"] == model["genuine"]["pairs"]
+    assert other["stranger_max"] != model["stranger_max"]
 
 
 def test_plot_is_skipped_cleanly_without_matplotlib(tmp_path, lfw, pipeline, monkeypatch):

@@ -120,6 +120,28 @@ def test_cli_enrolls_from_a_video_camera(tmp_path, model_dir, person_photos, pho
     assert len(source_photos(matrix.vectors, photo_embeddings)) == len(matrix.vectors)
 
 
+def test_cli_refuses_two_faces(tmp_path, model_dir, facedata):
+    video = two_people_video(str(tmp_path / "two.avi"), facedata)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge", "enroll", "Pair", "--camera", video, "--gallery", str(tmp_path / "g.db"),
+         "--model-dir", model_dir, "--backend", "onnxruntime", "--json", "--seconds", "3", "--no-preview"],
+        env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    result = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+    assert result["ok"] is False and "two or more faces were in view" in result["error"]
+    assert "two or more faces" in err.decode("utf-8").strip().splitlines()[-1]
+    with Gallery(str(tmp_path / "g.db")) as gallery:
+        assert gallery.list_people() == []
+
+
+def two_people_video(path, facedata, seconds=3.0):
+    """Two people side by side, both always in view."""
+    photos = [read_image(known(facedata, n)) for n in ("obama.jpg", "biden.jpg")]
+    write_video(path, [(side_by_side(photos), seconds)], fps=15.0, scale=0.7)
+    return path
+
+
 # ---- the daemon ------------------------------------------------------------------------------
 
 class Daemon(object):
@@ -152,9 +174,7 @@ class Daemon(object):
 def test_enroll_live_in_the_daemon(tmp_path, broker, model_dir, person_photos, photo_embeddings, pipeline,
                                    facedata):
     door = photo_video(str(tmp_path / "door.avi"), person_photos, seconds=0.8, fps=15.0, blank_s=2.0)
-    hall = str(tmp_path / "hall.avi")      # two people, both always in view
-    write_video(hall, [(side_by_side([read_image(known(facedata, n)) for n in ("obama.jpg", "biden.jpg")]), 3.0)],
-                fps=15.0, scale=0.7)
+    hall = two_people_video(str(tmp_path / "hall.avi"), facedata)
     db = str(tmp_path / "gallery.db")
     config = write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, db, broker.port,
                           [{"name": "door", "source": door, "type": "file", "loop": True},
