@@ -59,7 +59,8 @@ def test_collector_keeps_one_crop_per_distinct_view(pipeline, person_photos, pho
     assert 5 <= len(kept) <= 8 and collector.one_face == 40
     assert len(source_photos(kept, photo_embeddings[:8])) == len(kept)     # never two of one photo
     outcome = collector.outcome()
-    assert outcome.ok is False or len(outcome.samples) == len(kept)
+    assert outcome.ok and len(outcome.samples) == len(kept)
+    assert all(s.crop.shape == (112, 112, 3) and s.source.startswith("live:door:") for s in outcome.samples)
     assert outcome.progress.frames == 40
 
 
