@@ -186,7 +186,8 @@ def test_enroll_live_in_the_daemon(tmp_path, broker, model_dir, person_photos, p
     try:
         daemon.send(request_id="cut", action="enroll_live", name="Hewitt", camera="door", seconds=120, samples=40)
         daemon.sub.wait_json("fe/testcam/gallery/response",
-                             lambda b: b.get("request_id") == "cut" and b.get("progress", {}).get("samples", 0) >= 2)
+                             lambda b: b.get("request_id") == "cut" and b.get("progress", {}).get("samples", 0) >= 2,
+                             timeout=90)
     finally:
         code, err = daemon.stop()
     assert code == 0, err[-2000:]
