@@ -36,6 +36,15 @@ def _signed(d, name, ca, extensions):
     return crt, key
 
 
+def device_acl(user, prefix, device, discovery="homeassistant"):
+    """The broker ACL recommended in docs/RELIABILITY.md: the device reads only its command topic."""
+    root = "{}/{}".format(prefix, device)
+    writes = ["available", "events", "stats", "gallery/response", "gallery/state", "gallery/report", "person/#"]
+    return ["user " + user, "topic read {}/gallery/set".format(root)] + \
+        ["topic write {}/{}".format(root, t) for t in writes] + \
+        ["topic write {}/binary_sensor/faceedge_{}/#".format(discovery, device)]
+
+
 @pytest.fixture
 def tls_broker(tmp_path):
     """mosquitto with a password file, a plain listener (the test's own clients), a TLS listener
@@ -53,6 +62,12 @@ def tls_broker(tmp_path):
                        "keyfile " + server[1], "require_certificate true",
                        "listener {} 127.0.0.1".format(tls), "cafile " + ca, "certfile " + server[0],
                        "keyfile " + server[1]])
+    acl = os.path.join(d, "acl")
+    with open(acl, "w") as f:
+        # one user for both test devices; the watcher manages the gallery and reads everything
+        f.write("\n".join(device_acl("door", "fe", "door") + device_acl("door", "fe", "porch")[1:] +
+                          ["user " + WATCHER[0], "topic read #", "topic write fe/+/gallery/set"]) + "\n")
+    extra += "\nacl_file " + acl
     broker = Broker(tmp_path / "mosquitto", users={"door": PASSWORD, WATCHER[0]: WATCHER[1]}, extra_config=extra)
     broker.pki = {"ca": ca, "wrong_ca": wrong_ca, "cert": client[0], "key": client[1]}
     broker.mtls_port, broker.tls_port = mtls, tls
@@ -98,6 +113,7 @@ def test_tls_with_client_certificate_or_ca_only_and_password(tls_broker, tmp_pat
             daemon.wait_online(sub, root="fe/" + name)
             sub.publish("fe/{}/gallery/set".format(name), b'{"request_id": "over-tls", "action": "list"}')
             assert sub.wait_json("fe/{}/gallery/response".format(name), lambda r: r["request_id"] == "over-tls")["ok"]
+            sub.wait_json("fe/{}/gallery/state".format(name), lambda body: body["people"] == 0)   # allowed by the ACL
         for daemon in daemons.values():
             assert daemon.stop() == 0
     finally:

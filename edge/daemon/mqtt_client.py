@@ -39,7 +39,9 @@ class MqttClient(object):
             client.tls_set(ca_certs=ca, certfile=settings.tls_cert or None,
                            keyfile=settings.tls_key or None, cert_reqs=ssl.CERT_REQUIRED)
             client.tls_insecure_set(settings.tls_insecure)
-        client.reconnect_delay_set(1, 30)
+        # Capped at 10 s: after a broker restart the queued events go out within ~10 s (30 s measured
+        # 16 s after a 15 s outage); an attempt every 10 s is nothing for a broker.
+        client.reconnect_delay_set(1, 10)
         client.max_queued_messages_set(0)
         client.on_connect = self._connect
         client.on_disconnect = self._disconnect
@@ -72,7 +74,7 @@ class MqttClient(object):
         now = time.monotonic()
         if self._failures == 1 or now - self._last_warning >= 300:
             self._last_warning = now
-            log.warning("%s (attempt %d; retrying with backoff up to 30 s)", text, self._failures)
+            log.warning("%s (attempt %d; retrying with backoff up to 10 s)", text, self._failures)
 
     def _connect_fail(self, client, userdata, *rest):
         error = sys.exc_info()[1]       # paho calls this inside its `except OSError`
