@@ -323,6 +323,11 @@ detect() {
     VENV_ARGS=(); EXTRAS="[opencv]"
     [ "${FACEEDGE_VENV_SYSTEM_SITE:-0}" = 1 ] && VENV_ARGS=(--system-site-packages)
   fi
+  # The daemon reports ready once a camera opens: without one, starting would only time out.
+  START="yes"
+  local config_file="$CONFIG"
+  [ -f "$config_file" ] || config_file="${CONFIG_SRC:-$SRC/examples/faceedge.toml}"
+  if [ "$NO_START" = 1 ]; then START="no"; elif ! has_camera "$config_file"; then START="no-camera"; fi
   if [ -n "$BROKER" ]; then
     BROKER_HOST="${BROKER%%:*}"; BROKER_PORT="1883"
     [[ "$BROKER" == *:* ]] && BROKER_PORT="${BROKER##*:}"
@@ -369,7 +374,11 @@ print_plan() {
   if [ "$CREDENTIALS" = copy ]; then
     log "    add $COMPAT_DROPIN: systemd $SYSTEMD_VERSION has no LoadCredential=, so $PASSWORD_FILE is copied to /run/faceedge at start"
   fi
-  if [ "$NO_START" = 1 ]; then log "    not start the service (--no-start)"; else log "    start faceedge.service and wait until it reports ready"; fi
+  case "$START" in
+    no) log "    not start the service (--no-start)" ;;
+    no-camera) log "    not start the service: the config has no [[cameras]] table yet (it reports ready once a camera opens)" ;;
+    *) log "    start faceedge.service and wait until it reports ready" ;;
+  esac
   if [ "${#PROBLEMS[@]}" -gt 0 ]; then
     log "  must be fixed first:"
     local p; for p in "${PROBLEMS[@]}"; do log "    - $p"; done
@@ -402,10 +411,13 @@ print_plan() {
   log "config=$CONFIG"
   log "state_dir=$STATE_DIR"
   log "unit_dir=$UNIT_DIR"
+  log "start=$START"
   log "problems=${#PROBLEMS[@]}"
 }
 
 # ---------------------------------------------------------------- helpers
+has_camera() { [ -f "$1" ] && grep -Eq '^[[:space:]]*\[\[[[:space:]]*cameras[[:space:]]*\]\]' "$1"; }
+
 have_systemd() { [ "$UNPRIVILEGED" != 1 ] && [ -d "$(root_path /run/systemd/system)" ]; }
 
 manifest_get() {
@@ -778,9 +790,14 @@ do_install() {
     log "systemd is not running here (or unprivileged install): units written, not enabled"
   fi
 
-  if [ "$NO_START" = 1 ]; then
+  if [ "$START" = no ]; then
     step "not starting (--no-start)"
     log "start it with: systemctl start faceedge.service"
+  elif [ "$START" = no-camera ]; then
+    step "not starting: no camera in $CONFIG"
+    log "add a [[cameras]] table to $CONFIG, check it with: $VENV/bin/faceedge config check $CONFIG"
+    log "then start it with: systemctl start faceedge.service (or run install.sh again)"
+    if have_systemd; then run systemctl start faceedge-backup.timer; fi
   elif have_systemd; then
     step "start faceedge.service and wait until it is ready"
     run systemctl start faceedge-backup.timer

@@ -368,8 +368,10 @@ class Shims(object):
 
 def test_root_install_on_a_jetson_nano(tmp_path):
     sh = Shims(tmp_path, "nano-jp46")
-    code, out, err = sh.run("--with-jtop")
+    config = _config_source(tmp_path, video="/dev/video0")
+    code, out, err = sh.run("--with-jtop", "--config", config)
     assert code == 0, out + err
+    assert "start=yes" in out.splitlines()
     assert out.index("platform=jetson") < out.index("\n+ ")  # the plan comes first
     assert sh.called("apt-get") == []
     venv = str(sh.opt / "venv")
@@ -416,7 +418,7 @@ def test_root_install_on_a_jetson_nano(tmp_path):
     # Again: nothing changes, the service is only started.
     before = _snapshot(str(tmp_path), skip=(str(sh.log),))
     time.sleep(1.1)
-    code, out, err = sh.run("--with-jtop")
+    code, out, err = sh.run("--with-jtop", "--config", config)
     assert code == 0, out + err
     assert _snapshot(str(tmp_path), skip=(str(sh.log),)) == before
     assert sh.called("useradd") == [] and sh.called("usermod") == []
@@ -438,7 +440,7 @@ def test_root_install_on_a_xavier_int8_and_a_failed_start(tmp_path):
     (sh.st / "calibration").mkdir(parents=True)
     (sh.st / "calibration" / "manifest.json").write_text("{}")
     (sh.state / "fail-start").write_text("")
-    code, out, err = sh.run()
+    code, out, err = sh.run("--config", _config_source(tmp_path, video="/dev/video0"))
     assert code == 1
     build = sh.call("faceedge", "build-engines")[1]
     assert "--precision int8" in build and "--calibration {}/calibration".format(sh.st) in build
@@ -447,6 +449,16 @@ def test_root_install_on_a_xavier_int8_and_a_failed_start(tmp_path):
     assert "+ systemctl restart faceedge.service" in out
     assert "/dev/video0: No such device" in err
     assert 'error in step "start faceedge.service and wait until it is ready"' in err
+
+
+def test_root_install_without_a_camera_does_not_start(tmp_path):
+    """The example config has no camera; the daemon would never report ready, so no start."""
+    sh = Shims(tmp_path, "thor-jp7")
+    code, out, err = sh.run()
+    assert code == 0, out + err
+    assert "start=no-camera" in out.splitlines() and "add a [[cameras]] table" in out
+    assert sh.called("systemctl") == ["daemon-reload", "enable faceedge.service faceedge-backup.timer",
+                                      "start faceedge-backup.timer"]
 
 
 def test_root_install_refuses_a_pip_opencv_on_a_jetson(tmp_path):
