@@ -29,6 +29,8 @@ def test_update_when_identity_becomes_confident():
     d = TrackDecision(min_frames=2, confident_margin=0.05, threshold=0.3)
     d.add(obs(None, 0.1, 0.9, usable=False))
     d.add(obs(None, 0.1, 0.9, usable=False))
+    assert d.change() is None       # nothing usable yet: not announced
+    d.add(obs(None, 0.1, 0.3))
     assert d.change() == "new"
     assert d.announced.identity is None
     d.add(obs("alice", 0.7, 0.9))

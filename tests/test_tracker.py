@@ -25,6 +25,22 @@ def test_tracker_follows_moving_box_and_separates_faces():
     assert c[0].track_id == a[0].track_id
 
 
+def test_tracker_reach_grows_with_the_gap_between_frames():
+    # One box width of movement: a new face 0.05 s later, the same face 0.5 s later
+    # (frames were dropped while inference fell behind).
+    t = Tracker("cam", timeout_s=1.0)
+    a, _ = t.update([(0, 0, 100, 100)], 0.0)
+    b, _ = t.update([(100, 0, 200, 100)], 0.05)
+    assert b[0].track_id != a[0].track_id
+    t = Tracker("cam", timeout_s=1.0)
+    a, _ = t.update([(0, 0, 100, 100)], 0.0)
+    b, _ = t.update([(100, 0, 200, 100)], 0.5)
+    assert b[0].track_id == a[0].track_id
+    # never further than twice the allowance
+    c, _ = t.update([(260, 0, 360, 100)], 1.0)
+    assert c[0].track_id != a[0].track_id
+
+
 def test_tracker_ends_after_timeout():
     t = Tracker("cam", timeout_s=1.0)
     a, _ = t.update([(0, 0, 100, 100)], 0.0)
@@ -61,6 +77,15 @@ def test_decision_not_named_before_min_frames_then_update():
     assert d.announced.identity == "obama" and d.announced.confident
     d.add(obs("obama"))
     assert d.change() is None
+
+
+def test_a_track_without_a_usable_face_is_never_announced():
+    d = TrackDecision(min_frames=3, threshold=0.4)
+    for _ in range(10):
+        d.add(obs(None, 0.0, quality=0.1, usable=False))
+        assert d.change() is None
+    d.add(obs(None, 0.1, quality=0.5))
+    assert d.change() == "new" and d.announced.identity is None
 
 
 def test_unknown_face_is_announced_as_none():

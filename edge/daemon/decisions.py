@@ -76,8 +76,9 @@ class TrackDecision(object):
 
     def ready(self):
         # type: () -> bool
-        """Seen in enough frames to announce (one-frame blips never make events)."""
-        return self.frames >= self.min_frames
+        """Seen in enough frames to announce, at least one of them usable: one-frame blips, and
+        detections that never give a usable face (false positives, faces far away), make no event."""
+        return self.frames >= self.min_frames and bool(self.votes)
 
     def change(self):
         # type: () -> Optional[str]

@@ -41,12 +41,16 @@ class Track(object):
 class Tracker(object):
     """Greedy association, best pairs first; a lost face's track ends after timeout_s."""
 
-    def __init__(self, camera, iou_threshold=0.3, timeout_s=1.5, max_centre_distance=0.6):
-        # type: (str, float, float, float) -> None
+    def __init__(self, camera, iou_threshold=0.3, timeout_s=1.5, max_centre_distance=0.6, reference_gap_s=0.1):
+        # type: (str, float, float, float, float) -> None
+        """max_centre_distance holds for frames up to reference_gap_s apart; when inference
+        falls behind and frames are dropped, a face moves further between the frames seen, so
+        the allowance grows with the gap (up to twice)."""
         self.camera = camera
         self.iou_threshold = iou_threshold
         self.timeout_s = timeout_s
         self.max_centre_distance = max_centre_distance
+        self.reference_gap_s = reference_gap_s
         self.tracks = []     # type: List[Track]
 
     def update(self, boxes, now):
@@ -54,13 +58,15 @@ class Tracker(object):
         """Tracks for each box (same order; new tracks for unmatched boxes), and the tracks ended."""
         pairs = []
         for ti, track in enumerate(self.tracks):
+            gap = max(0.0, now - track.last_seen_mono)
+            reach = self.max_centre_distance * min(2.0, max(1.0, gap / self.reference_gap_s))
             for bi, box in enumerate(boxes):
                 overlap = iou(track.bbox, box)
                 if overlap >= self.iou_threshold:
                     pairs.append((0, -overlap, ti, bi))
                 else:
                     distance = centre_distance(track.bbox, box)
-                    if distance <= self.max_centre_distance:
+                    if distance <= reach:
                         pairs.append((1, distance, ti, bi))
         pairs.sort()
         assigned = [None] * len(boxes)     # type: List[Optional[Track]]
