@@ -6,6 +6,8 @@ import sys
 
 log = logging.getLogger("faceedge.daemon")
 
+FLIP = {"auto": None, "yes": True, "no": False}     # recognition.flip -> open_pipeline(flip=)
+
 
 def register(subparsers):
     run = subparsers.add_parser("run", help="run the recognition daemon (cameras -> MQTT events)")
@@ -60,7 +62,7 @@ def open_pipeline_for(config):
                          min_face_px=rec.min_face_px, threads=getattr(models, "threads", 0) or 0,
                          detector=models.detector, recognizer=models.recognizer,
                          max_faces=config.limits.max_faces_per_frame,
-                         threshold=rec.threshold or None, flip=rec.flip, engine_options=engine_options)
+                         threshold=rec.threshold or None, flip=FLIP[rec.flip], engine_options=engine_options)
 
 
 def build_service(config, config_path=None, once=False, max_seconds=0.0, notifier=None, capture_factory=None,

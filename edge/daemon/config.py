@@ -44,7 +44,7 @@ Camera = NamedTuple("Camera", [("name", str), ("source", str), ("type", str), ("
 Recognition = NamedTuple("Recognition", [("threshold", float), ("min_quality", float), ("det_size", int),
                                          ("det_confidence", float), ("min_face_px", int), ("track_iou", float),
                                          ("track_timeout_s", float), ("decision_min_frames", int),
-                                         ("confident_margin", float), ("flip", bool)])
+                                         ("confident_margin", float), ("flip", str)])
 _Mqtt = NamedTuple("Mqtt", [("host", str), ("port", int), ("prefix", str), ("client_id", str), ("username", str),
                            ("password", str), ("password_file", str), ("tls_ca", str), ("tls_cert", str),
                            ("tls_key", str), ("tls_insecure", bool), ("qos", int), ("keepalive", int),
@@ -132,7 +132,8 @@ SCHEMA = {
                     ("det_confidence", float, 0.5, _between(0.01, 1.0)), ("min_face_px", int, 24, _between(0, 10000)),
                     ("track_iou", float, 0.3, _between(0.0, 1.0)), ("track_timeout_s", float, 1.5, _between(0.05, 3600)),
                     ("decision_min_frames", int, 3, _between(1, 1000)),
-                    ("confident_margin", float, 0.05, _between(0.0, 1.0)), ("flip", bool, False, None)],
+                    ("confident_margin", float, 0.05, _between(0.0, 1.0)),
+                    ("flip", str, "auto", _one_of("auto", "yes", "no"))],
     "mqtt": [("host", str, "localhost", None), ("port", int, 1883, _between(1, 65535)),
              ("prefix", str, "faceedge", _topic_part), ("client_id", str, "", None),
              ("username", str, "", None), ("password", str, "", None), ("password_file", str, "", None),
@@ -211,10 +212,11 @@ def config_from_dict(data, source="<config>"):
     for key in data:
         if key not in known:
             raise ConfigError("{}: {}: unknown section (known: {})".format(source, key, ", ".join(sorted(known))))
-    logging_table = data.get("logging")
-    if isinstance(logging_table, dict) and isinstance(logging_table.get("journal"), bool):
-        # journal = true/false reads naturally in TOML; stored as "yes"/"no" beside "auto".
-        data = dict(data, logging=dict(logging_table, journal="yes" if logging_table["journal"] else "no"))
+    for section, key in (("logging", "journal"), ("recognition", "flip")):
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get(key), bool):
+            # true/false reads naturally in TOML; stored as "yes"/"no" beside "auto".
+            data = dict(data, **{section: dict(table, **{key: "yes" if table[key] else "no"})})
     sections = dict((name, _section(source, name, data.get(name, {}), schema)) for name, schema in SCHEMA.items())
     device_id = sections["device"][0] or default_device_id()
     base = data_dir()
