@@ -194,3 +194,4 @@ def test_fuzzed_commands_over_mqtt_leave_the_daemon_up(tmp_path, model_dir):
     assert not [a for a in answers if not a["ok"] and a["error"].startswith("internal error")]
     with Gallery(gallery_path) as g:
         assert g.integrity_check() == "ok"
+    record_figure("fuzz_over_mqtt", sent=len(sample) + 1, answered=len(answers))
