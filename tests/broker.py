@@ -64,19 +64,32 @@ class Broker(object):
 
     def start(self):
         """Start (again) on the same port."""
+        offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         self.proc = subprocess.Popen([MOSQUITTO, "-c", self.config], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
+            # "running" is logged once every listener is open: a port taken by another broker
+            # (a parallel test run) fails here instead of silently connecting clients to it
+            if self._logged_since(offset, " running"):
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.05)
         self.stop(kill=True)
         raise RuntimeError("mosquitto did not start on port {}: {}".format(self.port, self.log_tail()))
+
+    def _logged_since(self, offset, text):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return text.encode() in f.read()
+        except (IOError, OSError):
+            return False
 
     def stop(self, kill=False):
         """Terminate (the broker saves its sessions) or SIGKILL."""
