@@ -6,7 +6,7 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from tests.broker import Broker, Subscriber
-from tests.faults import Daemon, last_stats, record_figure, stats_bodies, wait_until
+from tests.faults import Daemon, last_stats, record_figure, stats_bodies
 from tests.media import known, photo_video
 from tests.test_daemon_run import write_config
 
