@@ -349,3 +349,12 @@ def test_config_check(tmp_path):
                             stdout=subprocess.PIPE)
     out = proc.communicate()[0].decode()
     assert proc.returncode == 1 and len(out.strip().splitlines()) == 1
+
+
+def test_without_cameras_ready_at_once_and_watchdog_fed(pipeline, gallery):
+    """A gallery-only daemon (no [[cameras]]) must not wait for a camera that will never open."""
+    notifier = RecordingNotifier(interval=0.2)
+    service, publisher, _ = run_service(pipeline, gallery, [], notifier=notifier, once=False, max_seconds=1.5)
+    assert notifier.messages[0] == "READY=1"
+    assert notifier.messages.count("WATCHDOG=1") >= 3
+    assert publisher.started and publisher.stopped

@@ -124,8 +124,6 @@ class GalleryCommandHandler(object):
             raise CommandError("command is not valid JSON ({}); send a JSON object with an \"action\"".format(exc))
         except RecursionError:
             raise CommandError("command is nested too deeply to be a gallery command")
-        except RecursionError:
-            raise CommandError("command is nested too deeply to be a gallery command")
         if not isinstance(command, dict):
             raise CommandError("command must be a JSON object with an \"action\"")
         return command

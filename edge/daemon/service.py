@@ -141,7 +141,8 @@ class Service(object):
         next_stats = time.monotonic() + self.stats_interval_s
         try:
             while not self._stop.is_set():
-                if not ready and any(c.opened_once.is_set() for c in self.cameras):
+                # No camera configured: the daemon only serves gallery commands, ready at once.
+                if not ready and (not self.cameras or any(c.opened_once.is_set() for c in self.cameras)):
                     ready = True
                     self.notifier.ready()
                     self.notifier.status(self._status_line())
