@@ -52,6 +52,12 @@ def test_stranger_then_enrolled_over_mqtt_then_named(tmp_path, facedata, model_d
         assert event["type"] in ("new", "update")
         assert event["frame_time"] >= enrolled_at - 1.0
         assert 0.0 < event["similarity"] <= 1.0
+        # The Home Assistant entity created at enrollment now has a state: he is at the door.
+        here = collector.wait_for(lambda m: m[0] == "fe/testcam/person/obama" and json.loads(m[1])["present"])
+        assert json.loads(here[-1][1])["camera"] == "door"
+        # ... and while he was a stranger, the unknown-face entity was on.
+        stranger = collector.wait_for(lambda m: m[0] == "fe/testcam/person/unknown" and json.loads(m[1])["present"])
+        assert json.loads(stranger[0][1])["name"] is None
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=60)

@@ -107,10 +107,14 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
         handler = GalleryCommandHandler(gallery, pipeline, config.limits, on_change, publisher=publisher,
                                         discovery=Discovery(config, publisher.publish_raw), live=live, report=report)
         hooks = [live] + list(hooks or [])
+    from edge.daemon.presence import Presence
+    presence = Presence(publisher.publish_presence, lambda: [p.name for p in gallery.list_people()])
+    publisher.on_connected(presence.republish)
     service = Service(config, pipeline, gallery, Matcher.from_gallery, publisher, notifier,
                       command_handler=handler, capture_factory=capture_factory, once=once,
                       max_seconds=max_seconds,
-                      config_loader=(lambda: load_config(config_path)) if config_path else None, hooks=hooks)
+                      config_loader=(lambda: load_config(config_path)) if config_path else None, hooks=hooks,
+                      presence=presence)
     holder["service"] = service
     return service
 

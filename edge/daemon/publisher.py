@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from edge.daemon.config import Config
 from edge.daemon.discovery import UNKNOWN_SLUG, person_slug
+from edge.daemon.events import iso_utc
 from edge.daemon.mqtt_client import MqttClient
 from edge.daemon.outbox import Entry, Outbox
 from edge.daemon.telemetry import Telemetry
@@ -194,7 +195,7 @@ class Publisher(object):
         # type: (Optional[str], bool, Any) -> None
         """Retained presence of one person (name None: an unknown face), the Home Assistant
         entity's state. event: the Event (or its dict) that changed it, for camera/similarity."""
-        body = {"present": bool(present), "name": name, "timestamp": time.time()}
+        body = {"present": bool(present), "name": name, "timestamp": iso_utc(time.time())}
         if event is not None:
             data = event.to_dict() if hasattr(event, "to_dict") else dict(event)
             for key in ("camera", "similarity", "event_id", "track_id", "timestamp"):

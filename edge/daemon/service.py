@@ -39,10 +39,11 @@ def _attr(obj, name, default):
 class Service(object):
     def __init__(self, config, pipeline, gallery, matcher_factory, publisher, notifier,
                  command_handler=None, capture_factory=None, once=False, max_seconds=0.0,
-                 config_loader=None, hooks=None):
+                 config_loader=None, hooks=None, presence=None):
         """matcher_factory(gallery, fingerprint, threshold) -> matcher with match(embeddings);
         config_loader() -> a fresh Config on SIGHUP (None: keep the thresholds);
-        hooks: edge.daemon.hooks.FrameHook objects given every processed frame."""
+        hooks: edge.daemon.hooks.FrameHook objects given every processed frame;
+        presence: edge.daemon.presence.Presence, told of every event."""
         self.config = config
         self.pipeline = pipeline
         self.gallery = gallery
@@ -55,6 +56,7 @@ class Service(object):
         self.max_seconds = max_seconds
         self.config_loader = config_loader
         self.hooks = list(hooks or [])
+        self.presence = presence
         self.latency = RollingStats()
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -345,6 +347,8 @@ class Service(object):
             self.publisher.publish_event(event.to_json())
         except Exception as exc:    # the outbox keeps events; a publish error must not stop recognition
             log.error("publishing event failed: %s", exc)
+        if self.presence is not None:
+            self.presence.observe(event)
 
     def _end_tracks(self, now):
         for camera in self.cameras:
