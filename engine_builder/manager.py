@@ -275,6 +275,12 @@ class EngineManager(object):
         # type: (EngineRequest) -> EngineEntry
         """Build along the precision chain until an engine verifies; older engines stay until then."""
         chain = self.precision_chain(request.role, request.family)
+        # Only an explicit int8 gets here without a set (auto picks FP16 then); say so before building.
+        if chain[0] == "int8" and self.calibration_set() is None:
+            raise ConfigError(
+                "INT8 needs a calibration set and none is given: collect one with `faceedge calibrate collect "
+                "--camera NAME --out DIR` (or --folder PHOTOS), then run `faceedge build-engines --precision int8 "
+                "--calibration DIR` or set engines.calibration_dir = DIR (precision auto builds FP16 without one)")
         cores = self.platform().dla_cores
         if self.options.dla_core >= cores:
             raise ConfigError("DLA core {} does not exist on this device ({} DLA cores; Xavier and Orin have "

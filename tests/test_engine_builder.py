@@ -253,6 +253,24 @@ def test_auto_without_calibration_or_on_nano_is_fp16(tmp_path, models):
         _manager(tmp_path, trt, cuda, precision="int8").precision_chain("recognizer")
 
 
+@pytest.mark.parametrize("role,family", [("recognizer", "sface"), ("detector", "retinaface")])
+def test_int8_without_a_calibration_set_is_a_clear_error_and_auto_builds_fp16(tmp_path, models, role, family):
+    trt, cuda, calls = make_fakes("10")                       # Xavier fake: fast INT8
+    request = EngineRequest(role, family, models["rec" if role == "recognizer" else "det"])
+    with pytest.raises(ConfigError) as exc:
+        _manager(tmp_path, trt, cuda, precision="int8").ensure(request, strict=True)
+    text = str(exc.value)
+    assert "\n" not in text and text.startswith("INT8 needs a calibration set")
+    for part in ("faceedge calibrate collect", "faceedge build-engines --precision int8 --calibration DIR",
+                 "engines.calibration_dir"):
+        assert part in text, part
+    assert "builder.build_serialized_network" not in calls
+    assert not os.path.exists(str(tmp_path / "engines")) or not os.listdir(str(tmp_path / "engines"))
+    entry = _manager(tmp_path, trt, cuda, precision="auto").ensure(request, strict=True)
+    assert entry.fingerprint.precision == "fp16" and entry.metadata["status"] == "verified"
+    assert not entry.fingerprint.calibration_sha256
+
+
 def test_too_small_calibration_set_is_a_clear_error(tmp_path, models):
     from calibration.dataset import CalibrationError
     trt, cuda, calls = make_fakes("8.5")

@@ -189,3 +189,19 @@ def test_build_engines_with_the_daemon_config_builds_what_the_daemon_looks_up(tm
     pipeline = open_pipeline_for(load_config(str(config)))              # build_on_start = false: found, not built
     assert pipeline.detector.backend.name == pipeline.recognizer.backend.name == "tensorrt"
     assert fake_trt.count("builder.build_serialized_network") == n
+
+
+def test_int8_without_a_calibration_set_is_one_clear_line(tmp_path, capsys, model_dir, fake_trt):
+    """From the daemon's [engines] precision = "int8", and from --precision int8: no traceback, no build."""
+    engines = str(tmp_path / "engines")
+    config = tmp_path / "faceedge.toml"
+    config.write_text('[models]\ndir = "{}"\n\n[engines]\ndir = "{}"\nprecision = "int8"\n'.format(model_dir, engines))
+    for argv in (["build-engines", "--config", str(config), "--no-progress"],
+                 ["build-engines", "--model-dir", model_dir, "--engine-dir", engines, "--precision", "int8",
+                  "--no-progress"]):
+        code, out, err = _run(argv, capsys)
+        errors = [line for line in err.splitlines() if line.startswith("faceedge: error:")]
+        assert code == 1 and "Traceback" not in err and len(errors) == 1, err
+        assert "INT8 needs a calibration set" in errors[0] and "faceedge calibrate collect" in errors[0]
+        assert "--calibration DIR" in errors[0] and "engines.calibration_dir" in errors[0]
+    assert "builder.build_serialized_network" not in fake_trt
