@@ -176,3 +176,43 @@ def test_flip_takes_booleans_or_auto(value, stored):
 def test_flip_rejects_other_words():
     with pytest.raises(ConfigError, match="recognition.flip"):
         config_from_dict({"recognition": {"flip": "sometimes"}})
+
+
+def test_a_credential_password_needs_a_username(tmp_path, monkeypatch):
+    (tmp_path / "mqtt_password").write_text("secret\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"mqtt.username.*CREDENTIALS_DIRECTORY"):
+        config_from_dict({})
+    assert config_from_dict({"mqtt": {"username": "door"}}).mqtt.password == "secret"
+    (tmp_path / "mqtt_password").write_text("")      # install.sh's placeholder: anonymous
+    assert config_from_dict({}).mqtt.password == ""
+
+
+def test_engine_paths_expand_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    engines = config_from_dict({"engines": {"dir": "~/engines", "calibration_dir": "~/cal"}}).engines
+    assert engines.dir == str(tmp_path / "engines") and engines.calibration_dir == str(tmp_path / "cal")
+
+
+def test_detector_family_without_a_decoder_is_refused():
+    with pytest.raises(ConfigError, match="models.detector_family"):
+        config_from_dict({"models": {"detector_family": "yunet", "detector_path": "/m/yunet.onnx"}})
+
+
+def test_journal_setting_decides_the_log_format(monkeypatch):
+    import logging
+    from edge.commands.daemon import _configure_logging
+    handler = logging.StreamHandler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+        _configure_logging("info", "yes")
+        assert not handler.formatter._fmt.startswith("%(asctime)s")
+        _configure_logging("info", "auto")
+        assert handler.formatter._fmt.startswith("%(asctime)s")
+        monkeypatch.setenv("JOURNAL_STREAM", "8:1")
+        _configure_logging("info", "no")
+        assert handler.formatter._fmt.startswith("%(asctime)s")
+    finally:
+        root.removeHandler(handler)

@@ -38,13 +38,14 @@ def cmd_config_check(args):
     return 0
 
 
-def _configure_logging(level):
-    # journald stamps every line itself
+def _configure_logging(level, journal="auto"):
+    # journald stamps every line itself: no time stamp of ours when it reads stderr
     root = logging.getLogger()
     if root.level != logging.DEBUG:
         root.setLevel(getattr(logging, level.upper(), logging.INFO))
     fmt = "%(levelname)s %(name)s: %(message)s"
-    if not os.environ.get("JOURNAL_STREAM"):
+    to_journal = bool(os.environ.get("JOURNAL_STREAM")) if journal == "auto" else journal == "yes"
+    if not to_journal:
         fmt = "%(asctime)s " + fmt
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter(fmt))
@@ -129,7 +130,7 @@ def install_signals(service):
 def cmd_run(args):
     from edge.daemon.config import load_config
     config = load_config(args.config)
-    _configure_logging(config.logging.level)
+    _configure_logging(config.logging.level, config.logging.journal)
     hooks = []
     if getattr(args, "annotate", None) or getattr(args, "preview", False):
         from edge.daemon.annotate_hook import AnnotateHook

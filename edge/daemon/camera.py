@@ -57,7 +57,7 @@ def spec_from(cam):
         type=str(getattr(cam, "type", "auto") or "auto"), loop=bool(getattr(cam, "loop", False)),
         fps=float(getattr(cam, "fps", 0) or 0), roi=tuple(int(v) for v in roi) if roi else None,
         width=int(getattr(cam, "width", 0) or 0), height=int(getattr(cam, "height", 0) or 0),
-        latency_ms=int(getattr(cam, "latency_ms", 200) or 200),
+        latency_ms=int(getattr(cam, "latency_ms", 200)),
         reconnect_max_s=float(getattr(cam, "reconnect_max_s", 30.0) or 30.0))
 
 

@@ -11,7 +11,8 @@ from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
 from edge.errors import ConfigError
 from edge.gallery.store import MAX_NAME_LENGTH
-from edge.models.manifest import DETECTOR_FAMILIES, PROFILES, RECOGNIZER_FAMILIES
+from edge.detectors import FAMILIES as DETECTOR_FAMILIES    # those with a decoder (no yunet yet)
+from edge.models.manifest import PROFILES, RECOGNIZER_FAMILIES
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -156,7 +157,7 @@ CAMERA_SCHEMA = [("name", str, None, _name), ("source", str, None, lambda v: Non
                  ("type", str, "auto", _one_of("auto", "file", "v4l2", "url", "csi", "usb", "rtsp", "gstreamer")),
                  ("loop", bool, False, None), ("fps", float, 0.0, _between(0.0, 1000.0)), ("roi", list, [], None),
                  ("width", int, 0, _between(0, 16384)), ("height", int, 0, _between(0, 16384)),
-                 ("latency_ms", int, 200, _between(0, 60000)), ("reconnect_max_s", float, 30.0, _between(0.1, 3600))]
+                 ("latency_ms", int, 200, _between(0, 10000)), ("reconnect_max_s", float, 30.0, _between(0.1, 3600))]
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
 
@@ -222,7 +223,8 @@ def config_from_dict(data, source="<config>"):
     base = data_dir()
     models = _models(source, Models(*(sections["models"] + ["", ""])), base)
     engines = Engines(*sections["engines"])
-    engines = engines._replace(dir=engines.dir or os.path.join(base, "engines"))
+    engines = engines._replace(dir=os.path.expanduser(engines.dir) or os.path.join(base, "engines"),
+                               calibration_dir=os.path.expanduser(engines.calibration_dir))
     gallery = GalleryConfig(*sections["gallery"])
     gallery = gallery._replace(path=os.path.expanduser(gallery.path) or os.path.join(base, "gallery.db"))
     cameras_raw = data.get("cameras", [])
@@ -280,8 +282,10 @@ def _mqtt(source, mqtt, device_id, base):
         # install.sh always provides the credential; left empty it means an anonymous broker.
         password = _read_secret(source, "$CREDENTIALS_DIRECTORY/mqtt_password", credential("mqtt_password"),
                                 allow_empty=True)
-    if (mqtt.password or mqtt.password_file) and not mqtt.username:
-        raise ConfigError("{}: mqtt.username: is required when a password is set".format(source))
+    if password and not mqtt.username:
+        where = "mqtt.password" if mqtt.password else (
+            "mqtt.password_file" if mqtt.password_file else "$CREDENTIALS_DIRECTORY/mqtt_password")
+        raise ConfigError("{}: mqtt.username: is required when a password is set ({})".format(source, where))
     tls_key = os.path.expanduser(mqtt.tls_key) or credential("mqtt_tls_key")
     for key, path in (("tls_ca", mqtt.tls_ca), ("tls_cert", mqtt.tls_cert), ("tls_key", mqtt.tls_key)):
         if path and path != "system" and not os.path.isfile(os.path.expanduser(path)):

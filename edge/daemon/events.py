@@ -12,8 +12,9 @@ Latency = NamedTuple("Latency", [
     ("align", float),
     ("embed", float),
     ("match", float),
-    ("publish", float),    # handing the event to the publisher (outbox)
-    ("total", float),      # frame captured -> event handed to the publisher
+    ("publish", float),    # deciding and building the event after matching
+    ("total", float),      # frame captured -> event ready for the outbox (the broker's round trip
+                           # is not in it: `faceedge bench --live` measures that from a subscriber)
 ])
 
 ZERO_LATENCY = Latency(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)

@@ -26,6 +26,7 @@ class MqttClient(object):
     def __init__(self, settings, will_topic, on_connected, on_disconnected, on_published, on_message):
         # type: (Mqtt, str, Callable[[], None], Callable[[], None], Callable[[int], None], Callable[[str, bytes], None]) -> None
         self.settings = settings
+        self._stopping = False
         if hasattr(mqtt, "CallbackAPIVersion"):
             client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.client_id, clean_session=False)
         else:
@@ -109,7 +110,7 @@ class MqttClient(object):
     def _disconnect(self, client, userdata, *args):
         was = self.connected
         self.connected = False
-        if was:
+        if was and not self._stopping:
             log.info("disconnected from MQTT broker %s:%s; reconnecting", self.settings.host, self.settings.port)
         self._on_disconnected()
 
@@ -137,6 +138,7 @@ class MqttClient(object):
 
     def stop(self):
         # type: () -> None
+        self._stopping = True
         try:
             self.client.disconnect()
         finally:
