@@ -63,3 +63,44 @@ def test_stranger_then_enrolled_over_mqtt_then_named(tmp_path, facedata, model_d
         out, err = proc.communicate(timeout=60)
         collector.stop()
     assert proc.returncode == 0, err.decode()[-2000:]
+
+
+def test_sighup_reloads_the_threshold_and_keeps_running(tmp_path, facedata, model_dir, mosquitto):
+    import signal
+    from edge.gallery import Gallery, Sample
+    from edge.imageio import read_image
+    from edge.pipeline import largest_face, open_pipeline
+    pipeline = open_pipeline("default", model_dir, "onnxruntime")
+    face = largest_face(pipeline.process(read_image(known(facedata, "obama.jpg"))))
+    gallery = Gallery(str(tmp_path / "gallery.db"))
+    gallery.enroll("obama", [Sample(face.crop, face.embedding, "obama.jpg")], pipeline.recognizer_fingerprint)
+    gallery.close()
+    # He is there 2 s, then nobody long enough for his track to end: each loop is a new visit.
+    video = photo_video(str(tmp_path / "v.avi"), [known(facedata, "obama2.jpg")], seconds=2.0, fps=15.0,
+                        blank_s=1.5)
+    cameras = [{"name": "door", "source": video, "type": "file", "loop": True}]
+
+    def config(threshold):
+        return write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, str(tmp_path / "gallery.db"),
+                            mosquitto.port, cameras,
+                            extra={"recognition": {"threshold": threshold, "track_timeout_s": 0.5}})
+
+    path = config(0.3)
+    collector = Collector(mosquitto.port, "fe/testcam/events")
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", path],
+                            env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        collector.wait_for(lambda m: json.loads(m[1])["identity"] == "obama")
+        config(0.99)          # no photo pair reaches that: from now on he is a stranger
+        proc.send_signal(signal.SIGHUP)
+        reloaded = time.time()
+        later = collector.wait_for(lambda m: json.loads(m[1])["type"] == "new"
+                                   and json.loads(m[1])["frame_time"] > reloaded + 0.5)
+        assert json.loads(later[0][1])["identity"] is None
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+        collector.stop()
+    assert proc.returncode == 0
+    assert "threshold 0.990" in err.decode()
