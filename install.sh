@@ -323,11 +323,13 @@ detect() {
     VENV_ARGS=(); EXTRAS="[opencv]"
     [ "${FACEEDGE_VENV_SYSTEM_SITE:-0}" = 1 ] && VENV_ARGS=(--system-site-packages)
   fi
-  # The daemon reports ready once a camera opens: without one, starting would only time out.
+  # Started without a camera too: the daemon is ready at once and serves gallery commands
+  # (enrolling over MQTT) until a [[cameras]] table is added.
   START="yes"
+  [ "$NO_START" = 0 ] || START="no"
   local config_file="$CONFIG"
   [ -f "$config_file" ] || config_file="${CONFIG_SRC:-$SRC/examples/faceedge.toml}"
-  if [ "$NO_START" = 1 ]; then START="no"; elif ! has_camera "$config_file"; then START="no-camera"; fi
+  CAMERAS="$(count_cameras "$config_file")"
   if [ -n "$BROKER" ]; then
     BROKER_HOST="${BROKER%%:*}"; BROKER_PORT="1883"
     [[ "$BROKER" == *:* ]] && BROKER_PORT="${BROKER##*:}"
@@ -364,9 +366,9 @@ print_plan() {
   log "    fetch the models into $STATE_DIR/models${MODELS_FROM:+ (copied from $MODELS_FROM)}"
   if [ "$PLATFORM" = jetson ]; then
     if [ "$PRECISION" = int8 ]; then
-      log "    build TensorRT engines into $STATE_DIR/engines: INT8 with a calibration set in $STATE_DIR/calibration, FP16 until one exists"
+      log "    build the TensorRT engines $CONFIG asks for (faceedge build-engines --config $CONFIG) into $STATE_DIR/engines; precision auto = INT8 once $STATE_DIR/calibration holds a calibration set, FP16 until then"
     else
-      log "    build TensorRT engines (FP16: this GPU has no fast INT8) into $STATE_DIR/engines (a Nano takes tens of minutes)"
+      log "    build the TensorRT engines $CONFIG asks for (faceedge build-engines --config $CONFIG) into $STATE_DIR/engines; precision auto = FP16 (this GPU has no fast INT8; a Nano takes tens of minutes)"
     fi
   fi
   [ "$WITH_MOSQUITTO" = 0 ] || log "    configure mosquitto on 127.0.0.1:1883 and enable it"
@@ -376,9 +378,11 @@ print_plan() {
   fi
   case "$START" in
     no) log "    not start the service (--no-start)" ;;
-    no-camera) log "    not start the service: the config has no [[cameras]] table yet (it reports ready once a camera opens)" ;;
     *) log "    start faceedge.service and wait until it reports ready" ;;
   esac
+  if [ "$CAMERAS" = 0 ]; then
+    log "    no camera is configured yet: the daemon serves gallery commands over MQTT (enroll people now); to add one, edit $CONFIG, add a [[cameras]] table, then systemctl restart faceedge.service"
+  fi
   if [ "${#PROBLEMS[@]}" -gt 0 ]; then
     log "  must be fixed first:"
     local p; for p in "${PROBLEMS[@]}"; do log "    - $p"; done
@@ -412,11 +416,14 @@ print_plan() {
   log "state_dir=$STATE_DIR"
   log "unit_dir=$UNIT_DIR"
   log "start=$START"
+  log "cameras=$CAMERAS"
   log "problems=${#PROBLEMS[@]}"
 }
 
 # ---------------------------------------------------------------- helpers
-has_camera() { [ -f "$1" ] && grep -Eq '^[[:space:]]*\[\[[[:space:]]*cameras[[:space:]]*\]\]' "$1"; }
+count_cameras() {  # count_cameras FILE -> the number of [[cameras]] tables (0 without the file)
+  if [ -f "$1" ]; then grep -Ec '^[[:space:]]*\[\[[[:space:]]*cameras[[:space:]]*\]\]' "$1" || true; else echo 0; fi
+}
 
 have_systemd() { [ "$UNPRIVILEGED" != 1 ] && [ -d "$(root_path /run/systemd/system)" ]; }
 
@@ -717,30 +724,32 @@ do_install() {
   run "$VENV/bin/faceedge" models fetch --profile "$profile" --dir "$model_dir" --quiet
   owner -R "$model_dir"
 
-  # The engine build arguments, shared with faceedge-build.service (through install.env).
-  local engine_dir calib_dir build_precision
-  engine_dir="$(config_value engines dir)"; engine_dir="${engine_dir:-$STATE_DIR/engines}"
+  # Engines are built from the daemon's own config (its models, [engines], det_size), so they
+  # are the ones it looks up; other build-engines options would override the config.
+  # BUILD_ARGS holds only the extras, shared with faceedge-build.service through install.env.
+  local calib_dir config_calib build_precision
   calib_dir="$STATE_DIR/calibration"
-  BUILD_ARGS=(--profile "$profile" --model-dir "$model_dir" --engine-dir "$engine_dir")
-  build_precision="$PRECISION"
-  if [ "$PRECISION" = int8 ]; then
+  config_calib="$(config_value engines calibration_dir)"
+  build_precision="$(config_value engines precision)"; build_precision="${build_precision:-auto}"
+  BUILD_ARGS=()
+  # A set named in the config wins (the daemon checks engines against that one).
+  if [ "$PRECISION" = int8 ] && [ -z "$config_calib" ] && [ "$build_precision" != fp16 ] && [ "$build_precision" != fp32 ]; then
     if [ -f "$calib_dir/manifest.json" ]; then
       BUILD_ARGS+=(--calibration "$calib_dir")
-    else
-      build_precision="fp16"
+    elif [ "$build_precision" = auto ]; then
       log "no INT8 calibration set in $calib_dir yet: engines are FP16 until you collect one"
       log "  (faceedge calibrate collect --out $calib_dir, then run install.sh again)"
     fi
   fi
-  [ "$PRECISION" = none ] || BUILD_ARGS+=(--precision "$build_precision")
 
   if [ "$PLATFORM" = jetson ]; then
-    step "build the TensorRT engines ($build_precision; tens of minutes on a Nano)"
+    step "build the TensorRT engines (precision $build_precision from $CONFIG; tens of minutes on a Nano)"
+    # STATE_DIRECTORY as systemd sets it: the config's "" dirs mean the same place as for the daemon.
     if [ "$UNPRIVILEGED" = 1 ]; then
-      run "$VENV/bin/faceedge" build-engines --no-progress "${BUILD_ARGS[@]}"
+      run env STATE_DIRECTORY="$STATE_DIR" "$VENV/bin/faceedge" build-engines --no-progress --config "$CONFIG" "${BUILD_ARGS[@]}"
     else
-      run runuser -u "$SERVICE_USER" -- env HOME="$STATE_DIR" PATH="/usr/local/cuda/bin:$PATH" OPENBLAS_CORETYPE=ARMV8 \
-        "$VENV/bin/faceedge" build-engines --no-progress "${BUILD_ARGS[@]}"
+      run runuser -u "$SERVICE_USER" -- env HOME="$STATE_DIR" STATE_DIRECTORY="$STATE_DIR" PATH="/usr/local/cuda/bin:$PATH" \
+        OPENBLAS_CORETYPE=ARMV8 "$VENV/bin/faceedge" build-engines --no-progress --config "$CONFIG" "${BUILD_ARGS[@]}"
     fi
   fi
 
@@ -776,7 +785,7 @@ do_install() {
   tmpu="$(mktemp)"
   {
     printf '# Written by faceedge install.sh (run it again to refresh): faceedge-build.service arguments.\n'
-    printf 'FACEEDGE_BUILD_ARGS="%s"\n' "${BUILD_ARGS[*]}"
+    printf 'FACEEDGE_BUILD_ARGS="%s"\n' "${BUILD_ARGS[*]:-}"
     if [ "$PLATFORM" = jetson ]; then printf 'OPENBLAS_CORETYPE=ARMV8\n'; fi
     gallery_path="$(config_value gallery path)"
     printf 'FACEEDGE_GALLERY=%s\n' "${gallery_path:-$STATE_DIR/gallery/gallery.db}"
@@ -793,11 +802,6 @@ do_install() {
   if [ "$START" = no ]; then
     step "not starting (--no-start)"
     log "start it with: systemctl start faceedge.service"
-  elif [ "$START" = no-camera ]; then
-    step "not starting: no camera in $CONFIG"
-    log "add a [[cameras]] table to $CONFIG, check it with: $VENV/bin/faceedge config check $CONFIG"
-    log "then start it with: systemctl start faceedge.service (or run install.sh again)"
-    if have_systemd; then run systemctl start faceedge-backup.timer; fi
   elif have_systemd; then
     step "start faceedge.service and wait until it is ready"
     run systemctl start faceedge-backup.timer
@@ -813,6 +817,13 @@ do_install() {
   else
     step "start"
     log "no systemd: run it by hand: $VENV/bin/faceedge run --config $CONFIG"
+  fi
+  CAMERAS="$(count_cameras "$CONFIG")"
+  if [ "$CAMERAS" = 0 ]; then
+    log ""
+    log "no camera is configured yet: faceedge serves gallery commands over MQTT, so you can enroll people now."
+    log "to add a camera: edit $CONFIG, add a [[cameras]] table (see $SHARE/faceedge.toml.example),"
+    log "check it with: $VENV/bin/faceedge config check $CONFIG, then: systemctl restart faceedge.service"
   fi
   log ""
   log "faceedge installed: config $CONFIG, state $STATE_DIR, venv $VENV."

@@ -371,7 +371,8 @@ def test_root_install_on_a_jetson_nano(tmp_path):
     config = _config_source(tmp_path, video="/dev/video0")
     code, out, err = sh.run("--with-jtop", "--config", config)
     assert code == 0, out + err
-    assert "start=yes" in out.splitlines()
+    assert "start=yes" in out.splitlines() and "cameras=1" in out.splitlines()
+    assert "no camera is configured" not in out
     assert out.index("platform=jetson") < out.index("\n+ ")  # the plan comes first
     assert sh.called("apt-get") == []
     venv = str(sh.opt / "venv")
@@ -394,10 +395,13 @@ def test_root_install_on_a_jetson_nano(tmp_path):
     assert not [c for c in pip if "opencv" in c[1].lower()]
     lines = (sh.opt / "venv" / "faceedge-constraints.txt").read_text().split()
     assert "numpy==1.19.4" in lines and "pycuda==2022.1" in lines and "paho-mqtt==1.6.1" in lines
-    # Engines: FP16, as the service user, with CUDA in PATH and the numpy workaround.
+    # Engines: from the daemon's config (nothing overriding it), as the service user, with CUDA
+    # in PATH, the numpy workaround and the data dir systemd gives the units.
     build = sh.call("faceedge", "build-engines")
-    assert "--precision fp16" in build[1] and build[2].startswith("/usr/local/cuda/bin:") and build[5] == "ARMV8"
-    assert sh.called("runuser")[0].startswith("-u faceedge -- env HOME={} ".format(sh.st))
+    assert build[1] == "build-engines --no-progress --config {}/config.toml".format(sh.etc)
+    assert build[2].startswith("/usr/local/cuda/bin:") and build[5] == "ARMV8"
+    assert sh.called("runuser")[0].startswith("-u faceedge -- env HOME={} STATE_DIRECTORY={} ".format(sh.st, sh.st))
+    _assert_builds_from_the_config(build[1], sh.etc / "config.toml")
     # Ownership and modes.
     chowned = " ".join(sh.called("chown"))
     for sub in ("gallery", "engines", "models", "calibration", "queue"):
@@ -412,7 +416,8 @@ def test_root_install_on_a_jetson_nano(tmp_path):
     assert "/usr/bin/install -m 0400 -o faceedge -g faceedge {}/mqtt_password ".format(sh.etc) in dropin
     assert "ConditionPathExists" not in (sh.units / "faceedge-build.service").read_text()
     env = (sh.etc / "install.env").read_text()
-    assert "OPENBLAS_CORETYPE=ARMV8" in env and "--precision fp16" in env
+    assert "OPENBLAS_CORETYPE=ARMV8" in env and 'FACEEDGE_BUILD_ARGS=""' in env
+    assert _build_unit_command(tmp_path) == build[1].split()   # at boot: the same build as now
     _verify_units(sh.units)
 
     # Again: nothing changes, the service is only started.
@@ -443,7 +448,11 @@ def test_root_install_on_a_xavier_int8_and_a_failed_start(tmp_path):
     code, out, err = sh.run("--config", _config_source(tmp_path, video="/dev/video0"))
     assert code == 1
     build = sh.call("faceedge", "build-engines")[1]
-    assert "--precision int8" in build and "--calibration {}/calibration".format(sh.st) in build
+    assert build == "build-engines --no-progress --config {}/config.toml --calibration {}/calibration".format(
+        sh.etc, sh.st)
+    args = _assert_builds_from_the_config(build, sh.etc / "config.toml")
+    assert args.calibration == "{}/calibration".format(sh.st)
+    assert _build_unit_command(tmp_path) == build.split()
     # L4T came from dpkg (no /etc/nv_tegra_release): the build unit must not be skipped.
     assert "ConditionPathExists" not in (sh.units / "faceedge-build.service").read_text()
     assert "+ systemctl restart faceedge.service" in out
@@ -451,14 +460,47 @@ def test_root_install_on_a_xavier_int8_and_a_failed_start(tmp_path):
     assert 'error in step "start faceedge.service and wait until it is ready"' in err
 
 
-def test_root_install_without_a_camera_does_not_start(tmp_path):
-    """The example config has no camera; the daemon would never report ready, so no start."""
+def test_root_install_keeps_the_calibration_set_the_config_names(tmp_path):
+    """engines.calibration_dir in the config is the set the daemon checks engines against:
+    install.sh then passes no --calibration of its own (it would override the config's)."""
+    sh = Shims(tmp_path, "xavier-jp51")
+    (sh.st / "calibration").mkdir(parents=True)
+    (sh.st / "calibration" / "manifest.json").write_text("{}")
+    source = _config_source(tmp_path, video="/dev/video0")
+    with open(source) as f:
+        text = f.read()
+    import re
+    text, n = re.subn(r'(?m)^calibration_dir = ""', 'calibration_dir = "/data/door-set"', text)
+    if n == 0:  # not spelled out in this config: add it to [engines]
+        text, n = re.subn(r'(?m)^\[engines\]\n', '[engines]\ncalibration_dir = "/data/door-set"\n', text)
+    assert n == 1, text
+    with open(source, "w") as f:
+        f.write(text)
+    code, out, err = sh.run("--config", source)
+    assert code == 0, out + err
+    build = sh.call("faceedge", "build-engines")[1]
+    assert build == "build-engines --no-progress --config {}/config.toml".format(sh.etc)
+    assert _build_unit_command(tmp_path) == build.split()
+
+
+def test_root_install_without_a_camera_starts_and_says_how_to_add_one(tmp_path):
+    """The example config has no camera: the daemon is ready at once (gallery commands over MQTT),
+    so it is started, and the plan and the end of the install say how to add a camera."""
     sh = Shims(tmp_path, "thor-jp7")
+    keys, out, err = plan("thor-jp7")
+    assert keys["start"] == "yes" and keys["cameras"] == "0"
+    assert "no camera is configured yet" in out and "once a camera opens" not in out
     code, out, err = sh.run()
     assert code == 0, out + err
-    assert "start=no-camera" in out.splitlines() and "add a [[cameras]] table" in out
+    lines = out.splitlines()
+    assert "start=yes" in lines and "cameras=0" in lines
     assert sh.called("systemctl") == ["daemon-reload", "enable faceedge.service faceedge-backup.timer",
-                                      "start faceedge-backup.timer"]
+                                      "start faceedge-backup.timer", "restart faceedge.service",
+                                      "is-active faceedge.service"]
+    tail = out[out.index("faceedge is running"):]
+    assert "no camera is configured yet" in tail and "enroll people" in tail
+    assert "edit {}/config.toml, add a [[cameras]] table".format(sh.etc) in tail
+    assert "systemctl restart faceedge.service" in tail
 
 
 def test_root_install_refuses_a_pip_opencv_on_a_jetson(tmp_path):
@@ -478,7 +520,7 @@ def test_unprivileged_install_on_a_jetson(tmp_path):
     for name in ("useradd", "usermod", "chown", "chgrp", "runuser", "systemctl", "apt-get"):
         assert sh.called(name) == [], name
     build = sh.call("faceedge", "build-engines")
-    assert "--precision fp16" in build[1] and build[5] == "ARMV8"
+    assert build[1] == "build-engines --no-progress --config {}/config.toml".format(sh.etc) and build[5] == "ARMV8"
     assert (sh.units / "faceedge.service").is_file()
 
 
@@ -498,6 +540,28 @@ def test_root_install_with_mosquitto(tmp_path):
     code, out, err = sh.run("--uninstall")
     assert code == 0, out + err
     assert not conf.exists() and "try-restart mosquitto.service" in sh.called("systemctl")
+
+
+def _assert_builds_from_the_config(argv, config):
+    """`faceedge build-engines` parses the logged arguments as: the daemon's config, with no
+    option overriding its models, [engines] or det_size."""
+    from edge.cli import build_parser
+    args = build_parser().parse_args(argv.split())
+    assert args.config == str(config)
+    for name in ("profile", "model_dir", "engine_dir", "precision", "max_batch", "opt_batch", "detector_size"):
+        assert getattr(args, name) is None, name
+    assert not args.detector_fixed
+    return args
+
+
+def _build_unit_command(tmp_path):
+    """faceedge-build.service's ExecStart as systemd runs it: $FACEEDGE_BUILD_ARGS split at whitespace."""
+    unit = _installed_unit(tmp_path, "faceedge-build.service")
+    argv = []
+    for word in unit["ExecStart"][0]:
+        argv += unit["env"].get("FACEEDGE_BUILD_ARGS", "").split() if word == "$FACEEDGE_BUILD_ARGS" else [word]
+    assert argv[0] == str(tmp_path / "opt" / "venv" / "bin" / "faceedge")
+    return argv[1:]
 
 
 def _assert_state_modes(state):

@@ -48,7 +48,7 @@ def render_units(tmp_path, dropin=False):
     exe = prefix / "venv" / "bin" / "faceedge"
     exe.write_text("#!/bin/sh\nexit 0\n")
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    (etc / "install.env").write_text('FACEEDGE_BUILD_ARGS="--precision fp16"\n')
+    (etc / "install.env").write_text('FACEEDGE_BUILD_ARGS="--calibration /var/lib/faceedge/calibration"\n')
     if dropin:
         (unit_dir / os.path.dirname(DROPIN)).mkdir()
     for name in UNITS + ((DROPIN,) if dropin else ()):
@@ -162,9 +162,21 @@ def test_build_unit():
     m = re.match(r"^(\d+)(h|min|s)?$", timeout)
     seconds = int(m.group(1)) * {"h": 3600, "min": 60, "s": 1, None: 1}[m.group(2)]
     assert seconds >= 3600, "a Nano needs a long build timeout"
-    assert s["ExecStart"][0].startswith("/opt/faceedge/venv/bin/faceedge build-engines")
     assert s["User"] == ["faceedge"] and s["StateDirectory"] == ["faceedge"]
     assert s["EnvironmentFile"] == ["/etc/faceedge/install.env"]
+
+
+def test_build_unit_builds_what_the_daemon_looks_up():
+    """The daemon's own config (the one faceedge.service runs with) decides the engines; the
+    only extra from install.env is --calibration, which the config does not override."""
+    from edge.cli import build_parser
+    argv = settings(read_unit("faceedge-build.service"))["ExecStart"][0].split()
+    daemon = settings(read_unit("faceedge.service"))["ExecStart"][0].split()
+    assert argv[0] == "/opt/faceedge/venv/bin/faceedge" and argv[-1] == "$FACEEDGE_BUILD_ARGS"
+    args = build_parser().parse_args(argv[1:-1] + ["--calibration", "/var/lib/faceedge/calibration"])
+    assert args.command == "build-engines" and args.config == daemon[daemon.index("--config") + 1]
+    for name in ("profile", "model_dir", "engine_dir", "precision", "max_batch", "opt_batch", "detector_size"):
+        assert getattr(args, name) is None, name
 
 
 def test_backup_timer():
