@@ -51,8 +51,9 @@ class FacePipeline(object):
         # type: () -> str
         return self.recognizer.backend.precision
 
-    def process(self, image, source=""):
-        # type: (np.ndarray, str) -> List[Face]
+    def locate(self, image):
+        # type: (np.ndarray) -> Tuple[List[Face], float, float]
+        """Detect, align and assess, embedding nothing: (faces with embedding None, detect_ms, align_ms)."""
         start = time.perf_counter()
         detections = self.detector.detect(image)
         detect_ms = _ms_since(start)
@@ -62,16 +63,28 @@ class FacePipeline(object):
         if self.min_face_px:
             qualities = [q._replace(usable=q.usable and q.size >= self.min_face_px) for q in qualities]
         align_ms = _ms_since(start)
+        faces = [Face(detection=d, crop=c, quality=q, embedding=None)
+                 for d, c, q in zip(detections, crops, qualities)]
+        return faces, detect_ms, align_ms
+
+    def with_embeddings(self, faces, indices):
+        # type: (List[Face], Sequence[int]) -> List[Face]
+        """faces with the faces at indices embedded (one batch)."""
+        if not indices:
+            return list(faces)
+        vectors = self.recognizer.embed([faces[i].crop for i in indices])
+        out = list(faces)
+        for row, i in enumerate(indices):
+            out[i] = out[i]._replace(embedding=vectors[row])
+        return out
+
+    def process(self, image, source=""):
+        # type: (np.ndarray, str) -> List[Face]
+        faces, detect_ms, align_ms = self.locate(image)
         start = time.perf_counter()
-        usable = [i for i, q in enumerate(qualities) if q.usable]
-        embeddings = self.recognizer.embed([crops[i] for i in usable]) if usable else None
-        by_index = {}
-        for row, i in enumerate(usable):
-            by_index[i] = embeddings[row]
-        embed_ms = _ms_since(start)
-        self.timings = StageTimes(detect_ms, align_ms, embed_ms)
-        return [Face(detection=d, crop=c, quality=q, embedding=by_index.get(i))
-                for i, (d, c, q) in enumerate(zip(detections, crops, qualities))]
+        faces = self.with_embeddings(faces, [i for i, f in enumerate(faces) if f.quality.usable])
+        self.timings = StageTimes(detect_ms, align_ms, _ms_since(start))
+        return faces
 
     def embed_crops(self, crops):
         # type: (Sequence[np.ndarray]) -> np.ndarray

@@ -8,21 +8,18 @@ import json
 import logging
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import queue
 
 import numpy as np
 
-from edge.align import align_face
 from edge.daemon.camera import Camera, spec_from
 from edge.daemon.decisions import Observation, TrackDecision, observations_for
 from edge.daemon.events import ZERO_LATENCY, Event, Latency, new_event_id
 from edge.daemon.hooks import ProcessedFrame
 from edge.daemon.latency import RollingStats
 from edge.daemon.tracker import Tracker
-from edge.quality import assess
-from edge.types import Face
 
 log = logging.getLogger("faceedge.service")
 
@@ -222,23 +219,14 @@ class Service(object):
         A track already decided with confidence is re-checked every REFRESH_EVERY frames only:
         with several faces in view, embedding dominates the cost of a frame."""
         p = self.pipeline
-        start = time.perf_counter()
-        detections = p.detector.detect(frame.image)
-        detect_ms = (time.perf_counter() - start) * 1000.0
-        start = time.perf_counter()
-        crops = [align_face(frame.image, d.landmarks) for d in detections]
-        qualities = [assess(d, c, p.min_quality) for d, c in zip(detections, crops)]
-        if p.min_face_px:
-            qualities = [q._replace(usable=q.usable and q.size >= p.min_face_px) for q in qualities]
-        align_ms = (time.perf_counter() - start) * 1000.0
-        tracks, ended = tracker.update([d.bbox for d in detections], frame.captured_mono)
+        faces, detect_ms, align_ms = p.locate(frame.image)
+        tracks, ended = tracker.update([f.detection.bbox for f in faces], frame.captured_mono)
         start = time.perf_counter()
         embed_all = any(h.wants_embeddings(frame.source) for h in self.hooks)
-        wanted = [i for i, q in enumerate(qualities) if q.usable and (embed_all or self._needs_embedding(tracks[i]))]
-        vectors = p.embed_crops([crops[i] for i in wanted]) if wanted else []
-        by_index = dict(zip(wanted, vectors))
+        wanted = [i for i, f in enumerate(faces)
+                  if f.quality.usable and (embed_all or self._needs_embedding(tracks[i]))]
+        faces = p.with_embeddings(faces, wanted)
         embed_ms = (time.perf_counter() - start) * 1000.0
-        faces = [Face(d, c, q, by_index.get(i)) for i, (d, c, q) in enumerate(zip(detections, crops, qualities))]
         return faces, tracks, ended, (detect_ms, align_ms, embed_ms)
 
     def _needs_embedding(self, track):
