@@ -11,7 +11,7 @@ from tests.test_daemon_run import REPO, Collector, mosquitto, write_config  # no
 
 
 def _publish(port, topic, payload):
-    from edge.commands.demo import _mqtt_client
+    from edge.daemon.mqtt_client import paho_client as _mqtt_client
     client = _mqtt_client("test-sender-{}".format(os.getpid()))
     client.connect("127.0.0.1", port)
     client.loop_start()

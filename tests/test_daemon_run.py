@@ -216,7 +216,7 @@ class Collector(object):
     """A plain paho subscriber (both paho 1.x and 2.x)."""
 
     def __init__(self, port, topic):
-        from edge.commands.demo import _mqtt_client
+        from edge.daemon.mqtt_client import paho_client as _mqtt_client
         self.messages = []
         self.cond = threading.Condition()
         subscribed = threading.Event()

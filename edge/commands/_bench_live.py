@@ -12,8 +12,9 @@ import tempfile
 import threading
 import time
 
-from edge.commands.demo import Mosquitto, _enroll, _mqtt_client
+from edge.commands.demo import Mosquitto, enroll_sample
 from edge.daemon.latency import percentile
+from edge.daemon.mqtt_client import paho_client
 from edge.errors import FaceEdgeError
 
 PREFIX = "faceedge-bench"
@@ -56,7 +57,7 @@ class _Listener(object):
         self.stats = []
         self.lock = threading.Lock()
         subscribed = threading.Event()
-        self.client = _mqtt_client("faceedge-bench-listener-{}".format(os.getpid()))
+        self.client = paho_client("faceedge-bench-listener-{}".format(os.getpid()))
         self.client.on_connect = lambda c, u, f, rc, *rest: c.subscribe(PREFIX + "/#", qos=1)
         self.client.on_subscribe = lambda *a: subscribed.set()
         self.client.on_message = self._on_message
@@ -111,7 +112,7 @@ def run_live(args):
         ]
         config_path = os.path.join(work, "faceedge.toml")
         _write_config(config_path, tables)
-        _enroll(config_from_dict(dict(tables[:4]), config_path), photo, announce=False)
+        enroll_sample(config_from_dict(dict(tables[:4]), config_path), photo, announce=False)
         listener = _Listener("127.0.0.1", broker.port)
         started = time.time()
         proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", config_path,

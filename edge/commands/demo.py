@@ -66,13 +66,6 @@ class Mosquitto(object):
                 self.proc.kill()
 
 
-def _mqtt_client(client_id):
-    import paho.mqtt.client as mqtt
-    if hasattr(mqtt, "CallbackAPIVersion"):
-        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
-    return mqtt.Client(client_id=client_id)
-
-
 class EventPrinter(object):
     """Subscribes to the demo's topics and prints each event as it arrives."""
 
@@ -82,7 +75,8 @@ class EventPrinter(object):
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.prefix = prefix
-        self.client = _mqtt_client("faceedge-demo-viewer-{}".format(os.getpid()))
+        from edge.daemon.mqtt_client import paho_client
+        self.client = paho_client("faceedge-demo-viewer-{}".format(os.getpid()))
         self.client.on_connect = lambda c, u, f, rc, *rest: c.subscribe(prefix + "/#", qos=1)
         self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.on_message = self._on_message
@@ -149,7 +143,7 @@ def cmd_demo(args):
                      "queue_dir": os.path.join(work_dir, "queue")},
         }, "demo")
         prefix = config.mqtt.prefix
-        _enroll(config, known)
+        enroll_sample(config, known)
         printer = EventPrinter(host, port, prefix)
         from edge.commands.daemon import build_service
         service = build_service(config, once=True)
@@ -166,7 +160,8 @@ def cmd_demo(args):
             broker.stop()
 
 
-def _enroll(config, photo, announce=True):
+def enroll_sample(config, photo, announce=True):
+    """Enroll the face of a sample photo of Yao Ming in config's gallery."""
     from edge.commands.daemon import open_pipeline_for
     from edge.gallery import Gallery, Sample
     from edge.imageio import read_image

@@ -20,6 +20,14 @@ def _code(value):
     return int(getattr(value, "value", value) or 0)
 
 
+def paho_client(client_id, clean_session=True):
+    # type: (str, bool) -> mqtt.Client
+    """A paho client with the version 2 callbacks on paho 2.x, the only ones on 1.6."""
+    if hasattr(mqtt, "CallbackAPIVersion"):
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
+    return mqtt.Client(client_id=client_id, clean_session=clean_session)
+
+
 class MqttClient(object):
     """Callbacks: on_connected(), on_disconnected(), on_published(mid), on_message(topic, payload)."""
 
@@ -27,10 +35,7 @@ class MqttClient(object):
         # type: (Mqtt, str, Callable[[], None], Callable[[], None], Callable[[int], None], Callable[[str, bytes], None]) -> None
         self.settings = settings
         self._stopping = False
-        if hasattr(mqtt, "CallbackAPIVersion"):
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.client_id, clean_session=False)
-        else:
-            client = mqtt.Client(client_id=settings.client_id, clean_session=False)
+        client = paho_client(settings.client_id, clean_session=False)
         client.will_set(will_topic, "offline", qos=1, retain=True)
         if settings.username:
             client.username_pw_set(settings.username, settings.password or None)
