@@ -51,10 +51,15 @@ class TrackDecision(object):
             self.weight[obs.identity] = self.weight.get(obs.identity, 0.0) + weight
             self.weighted_sim[obs.identity] = self.weighted_sim.get(obs.identity, 0.0) + weight * obs.similarity
             self.votes[obs.identity] = self.votes.get(obs.identity, 0) + 1
-        if self.best is None or obs.quality > self.best.quality:
+        if self.improves_best(obs):
             self.best = obs
             if image is not None:
                 self.best_image = image
+
+    def improves_best(self, obs):
+        # type: (Observation) -> bool
+        """obs would become the best frame (and its image the snapshot)."""
+        return self.best is None or obs.quality > self.best.quality
 
     def decision(self):
         # type: () -> Decision

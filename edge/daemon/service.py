@@ -259,7 +259,9 @@ class Service(object):
             if decision is None:
                 decision = self.decisions[track.track_id] = TrackDecision(
                     self.min_frames, self.confident_margin, self.threshold)
-            decision.add(obs, self._snapshot_crop(frame.image, obs) if self.snapshots else None)
+            # the crop is cut (and copied) only for a frame that becomes the track's best
+            best = self.snapshots and decision.improves_best(obs)
+            decision.add(obs, self._snapshot_crop(frame.image, obs) if best else None)
             kind = decision.change()
             if kind is not None:
                 stages = (capture_ms, detect_ms, align_ms, embed_ms, match_ms)
