@@ -5,7 +5,7 @@ Buffers are sized for the profile's maximum shape at load: no allocation per cal
 Not run on real hardware here: exercised against tests/fakes (tensorrt 8.2/8.5/10.x, pycuda).
 """
 import threading
-from typing import Any, List, NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Tuple
 
 import numpy as np
 

@@ -7,7 +7,7 @@ Secrets (the MQTT password) come from a file or systemd credentials, never only 
 import os
 import re
 import socket
-from typing import Any, Callable, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional
 
 from edge.errors import ConfigError
 from edge.gallery.store import MAX_NAME_LENGTH

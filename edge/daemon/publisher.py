@@ -63,16 +63,6 @@ class Publisher(object):
         return self._client.connected
 
     @property
-    def outbox_depth(self):
-        # type: () -> int
-        return self.outbox.depth
-
-    @property
-    def outbox_dropped(self):
-        # type: () -> int
-        return self.outbox.dropped
-
-    @property
     def last_error(self):
         # type: () -> Optional[str]
         return self._client.last_error
