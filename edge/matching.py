@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edge.types import Candidate, Match
+from edge.types import Candidate, Face, Match
 
 # Rows fetched per query: enough to see several distinct people even when one person has
 # many samples; argpartition over 100k rows costs the same for k=64 or k=4096.
@@ -96,6 +96,16 @@ class Matcher(object):
             neg_best = np.maximum.reduceat(queries.dot(self._negatives.T), self._neg_starts, axis=1)
         return [self._decide(sims[q], rows[q], neg_best[q] if neg_best is not None else None)
                 for q in range(len(queries))]
+
+    def match_faces(self, faces):
+        # type: (Sequence[Face]) -> List[Optional[Match]]
+        """One match per face, same order; None for a face that was not embedded."""
+        usable = [i for i, f in enumerate(faces) if f.embedding is not None]
+        matches = [None] * len(faces)  # type: List[Optional[Match]]
+        if usable:
+            for i, m in zip(usable, self.match(np.stack([faces[i].embedding for i in usable]))):
+                matches[i] = m
+        return matches
 
     def _decide(self, sims, rows, neg_best):
         # type: (np.ndarray, np.ndarray, Optional[np.ndarray]) -> Match

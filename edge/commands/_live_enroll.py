@@ -9,8 +9,6 @@ import sys
 import threading
 import time
 
-import numpy as np
-
 from edge.errors import FaceEdgeError
 
 
@@ -92,11 +90,7 @@ def run_camera(args):
                     wake.clear()
                     continue
                 faces = pipeline.process(frame.image, spec.name)
-                usable = [i for i, f in enumerate(faces) if f.embedding is not None]
-                matches = [None] * len(faces)
-                if usable:
-                    for i, m in zip(usable, matcher.match(np.stack([faces[i].embedding for i in usable]))):
-                        matches[i] = m
+                matches = matcher.match_faces(faces)
                 collector.offer(faces, matches)
                 progress = collector.progress()
                 now = time.monotonic()

@@ -45,8 +45,7 @@ def _write_annotated(out, image, faces, matches):
     import cv2
     from edge.annotate import FaceLabel, draw
     labels = []
-    for face in faces:
-        match = matches.get(id(face))
+    for face, match in zip(faces, matches):
         labels.append(FaceLabel(tuple(face.detection.bbox), match.identity if match else None,
                                 match.similarity if match else None, None))
     if not cv2.imwrite(out, draw(image, labels)):
@@ -70,10 +69,8 @@ def run(args):
         if faces is None:
             failed += 1
         else:
-            usable = [f for f in faces if f.embedding is not None]
-            matches = dict(zip([id(f) for f in usable], matcher.match([f.embedding for f in usable]) if usable else []))
-            for face in faces:
-                match = matches.get(id(face))
+            matches = matcher.match_faces(faces)
+            for face, match in zip(faces, matches):
                 record["faces"].append({
                     "bbox": [round(float(v), 2) for v in face.detection.bbox],
                     "score": round(face.detection.score, 4),

@@ -12,8 +12,6 @@ from typing import Dict, List
 
 import queue
 
-import numpy as np
-
 from edge.daemon.camera import Camera, spec_from
 from edge.daemon.decisions import Observation, TrackDecision, observations_for
 from edge.daemon.events import ZERO_LATENCY, Event, Latency, new_event_id
@@ -244,12 +242,7 @@ class Service(object):
         tracker = self.trackers[frame.source]
         faces, tracks, ended, (detect_ms, align_ms, embed_ms) = self._faces(frame, tracker)
         match_start = time.perf_counter()
-        usable = [i for i, f in enumerate(faces) if f.embedding is not None]
-        matches = [None] * len(faces)
-        if usable:
-            found = self._matcher.match(np.stack([faces[i].embedding for i in usable]))
-            for i, m in zip(usable, found):
-                matches[i] = m
+        matches = self._matcher.match_faces(faces)
         match_ms = (time.perf_counter() - match_start) * 1000.0
         capture_ms = (begin - frame.captured_mono) * 1000.0
         observations = observations_for(faces, matches, frame.captured_at)
