@@ -10,7 +10,7 @@ import numpy as np
 from edge.align import align_face
 from edge.backends import create_backend
 from edge.detectors import Detector, create_detector
-from edge.models.manifest import PROFILES, model_fingerprint, parse_model_ref, resolve_models
+from edge.models.manifest import PROFILES, model_fingerprint, resolve_models
 from edge.quality import assess
 from edge.recognizers import Recognizer, create_recognizer
 from edge.types import Face
@@ -116,9 +116,7 @@ def open_pipeline(profile="default", model_dir=None, backend="auto", det_size=64
     flip=None: the profile's default (off for a recognizer of your own). engine_options go to
     the TensorRT engine manager (engine_dir, precision, calibration_dir, build_on_start,
     max_batch, ...); ONNX Runtime ignores them."""
-    models = resolve_models(profile, model_dir,
-                            detector=parse_model_ref(detector) if detector else None,
-                            recognizer=parse_model_ref(recognizer) if recognizer else None,
+    models = resolve_models(profile, model_dir, detector=detector or None, recognizer=recognizer or None,
                             threshold=threshold or None)
     trt = dict(engine_options or {})
     det_backend = create_backend(models.detector_path, backend, threads, family=models.detector_family,

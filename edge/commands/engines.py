@@ -77,15 +77,14 @@ def register(subparsers):
 
 
 def _resolve_models(args, config):
-    from edge.models.manifest import parse_model_ref, resolve_models
+    from edge.models.manifest import resolve_models
     cm = config.models if config is not None else None
     profile = args.profile or (cm.profile if cm else "default")
     model_dir = args.model_dir or (cm.dir if cm else "") or None
     if cm is None or args.profile:
         return resolve_models(profile, model_dir)
     # the daemon's own models, resolved as edge.pipeline.open_pipeline does
-    return resolve_models(profile, model_dir, detector=parse_model_ref(cm.detector) if cm.detector else None,
-                          recognizer=parse_model_ref(cm.recognizer) if cm.recognizer else None)
+    return resolve_models(profile, model_dir, detector=cm.detector, recognizer=cm.recognizer)
 
 
 def _build(args):

@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import threading
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple, Union
 
 from edge.errors import ConfigError, ModelError
 from edge.models import default_model_dir
@@ -277,12 +277,17 @@ def _check_own(kind, ref, families):
 
 
 def resolve_models(profile="default", model_dir=None, detector=None, recognizer=None, threshold=None):
-    # type: (Optional[str], Optional[str], Optional[Tuple[str, str]], Optional[Tuple[str, str]], Optional[float]) -> ResolvedModels
-    """A profile, or explicit (family, path) pairs for either role, or a mix.
+    # type: (Optional[str], Optional[str], Union[None, str, Tuple[str, str]], Union[None, str, Tuple[str, str]], Optional[float]) -> ResolvedModels
+    """A profile, or explicit models for either role ((family, path) or 'family:path' as in the
+    config; empty = none), or a mix.
 
     The profile fills whichever role is not given explicitly; `threshold` overrides the
     recognizer's default (per model for profiles, per family for own files).
     """
+    if isinstance(detector, str):
+        detector = parse_model_ref(detector) if detector else None
+    if isinstance(recognizer, str):
+        recognizer = parse_model_ref(recognizer) if recognizer else None
     base = None
     if detector is None or recognizer is None:
         if not profile:
