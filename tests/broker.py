@@ -128,11 +128,9 @@ def broker(tmp_path):
 
 
 def make_client(client_id, clean_session=True):
-    """A paho client for 1.6 or 2.x."""
-    import paho.mqtt.client as mqtt
-    if hasattr(mqtt, "CallbackAPIVersion"):
-        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
-    return mqtt.Client(client_id=client_id, clean_session=clean_session)
+    """A paho client for 1.6 or 2.x (the daemon's own factory)."""
+    from edge.daemon.mqtt_client import paho_client
+    return paho_client(client_id, clean_session=clean_session)
 
 
 class Subscriber(object):

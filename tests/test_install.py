@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from tests.broker import make_client
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INSTALL = os.path.join(REPO, "install.sh")
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "jetson")
@@ -782,13 +784,6 @@ def _make_video(path, photo, seconds=4, fps=10):
     assert os.path.getsize(path) > 0
 
 
-def _mqtt_client(client_id):
-    import paho.mqtt.client as mqtt
-    if hasattr(mqtt, "CallbackAPIVersion"):
-        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
-    return mqtt.Client(client_id=client_id)
-
-
 @pytest.mark.skipif(not _daemon_available(), reason="`faceedge run` or examples/faceedge.toml "
                                                     "is not written yet")
 def test_real_install_runs_daemon(tmp_path, model_dir, facedata):
@@ -801,7 +796,7 @@ def test_real_install_runs_daemon(tmp_path, model_dir, facedata):
         opt, etc, state = tmp_path / "opt", tmp_path / "etc", tmp_path / "state"
 
         messages = []
-        client = _mqtt_client("install-test-watcher")
+        client = make_client("install-test-watcher")
         client.on_message = lambda c, u, msg: messages.append((msg.topic, msg.payload.decode("utf-8", "replace")))
         client.connect("127.0.0.1", broker.port)
         client.subscribe("#", qos=1)
