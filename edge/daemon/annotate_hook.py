@@ -2,7 +2,7 @@
 import logging
 from typing import Dict, List, Optional
 
-from edge.annotate import AnnotatedWriter, FaceLabel, Preview, annotated_paths
+from edge.annotate import AnnotatedWriter, FaceLabel, Preview, annotated_paths, draw
 from edge.daemon.hooks import FrameHook, ProcessedFrame
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ class AnnotateHook(FrameHook):
                          meta={"camera": frame.source, "source_index": frame.index,
                                "frame_time": round(float(frame.captured_at), 3)})
         if self.preview is not None and self.preview.enabled:
-            from edge.annotate import draw
             self.preview.show(draw(frame.image, labels, processed.fps, frame.source))
 
     def close(self):
