@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from edge.daemon.live_enroll import LiveRequest, SampleCollector
+from edge.daemon.sample_collector import LiveRequest, SampleCollector
 from edge.gallery import Gallery, Sample
 from edge.imageio import read_image
 from tests.broker import Subscriber, broker  # noqa: F401  (fixture)

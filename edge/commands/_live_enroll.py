@@ -52,7 +52,7 @@ def run_camera(args):
     from edge.annotate import FaceLabel, Preview, draw
     from edge.commands.gallery import reembed_missing
     from edge.daemon.camera import Camera
-    from edge.daemon.live_enroll import MAX_SAMPLES, LiveRequest, SampleCollector, default_min_samples, progress_json
+    from edge.daemon.sample_collector import MAX_SAMPLES, LiveRequest, SampleCollector, default_min_samples, progress_json
     from edge.gallery.store import validate_name
     from edge.matching import Matcher
 

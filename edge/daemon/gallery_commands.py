@@ -157,7 +157,7 @@ class GalleryCommandHandler(object):
 
         name = self._name(command, "name")
         if action == "enroll_live":
-            from edge.daemon.live_enroll import request_from_command
+            from edge.daemon.sample_collector import request_from_command
             if self.live is None:
                 raise CommandError("enroll_live needs the daemon's cameras; not available here")
             return self.live.start(request_from_command(command, request_id, name, self.live.cameras))
