@@ -13,7 +13,7 @@ import threading
 import time
 
 from edge.commands.demo import Mosquitto, enroll_sample
-from edge.daemon.latency import percentile
+from edge.daemon.latency import percentile, summarize
 from edge.daemon.mqtt_client import paho_client
 from edge.errors import FaceEdgeError
 
@@ -83,11 +83,6 @@ class _Listener(object):
         self.client.disconnect()
 
 
-def _summary(values):
-    values = sorted(values)
-    return {"median": round(percentile(values, 50), 1), "p95": round(percentile(values, 95), 1), "n": len(values)}
-
-
 def run_live(args):
     from edge.daemon.config import config_from_dict
     from edge.models.fetch import fetch_profile
@@ -142,7 +137,7 @@ def run_live(args):
         "processed_frames": last.get("processed_frames"),
         "processed_fps": {"median": round(percentile(sorted(fps), 50), 1), "min": min(fps)},
         "daemon_latency_ms": last.get("latency_ms"),
-        "subscriber_latency_ms": _summary(outside),
+        "subscriber_latency_ms": summarize(sorted(outside)),
         "events": len(received), "identities": sorted(set(str(e.get("identity")) for _, e in received)),
         "wall_s": round(time.time() - started, 1),
     }

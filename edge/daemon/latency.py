@@ -13,23 +13,30 @@ class RollingStats(object):
 
     def add(self, stage, value_ms):
         # type: (str, float) -> None
-        with self._lock:
-            samples = self._samples.get(stage)
-            if samples is None:
-                samples = self._samples[stage] = collections.deque(maxlen=self.window)
-            samples.append(float(value_ms))
+        self.add_many(((stage, value_ms),))
 
     def add_many(self, pairs):
         # type: (Iterable[Tuple[str, float]]) -> None
-        for stage, value in pairs:
-            self.add(stage, value)
+        """Several stages under one lock (the service loop adds six per frame)."""
+        with self._lock:
+            for stage, value_ms in pairs:
+                samples = self._samples.get(stage)
+                if samples is None:
+                    samples = self._samples[stage] = collections.deque(maxlen=self.window)
+                samples.append(float(value_ms))
 
     def summary(self):
         # type: () -> Dict[str, Dict[str, float]]
         with self._lock:
             copies = dict((k, sorted(v)) for k, v in self._samples.items())
-        return dict((k, {"median": round(percentile(v, 50), 1), "p95": round(percentile(v, 95), 1),
-                         "n": len(v)}) for k, v in copies.items() if v)
+        return dict((k, summarize(v)) for k, v in copies.items() if v)
+
+
+def summarize(sorted_values):
+    # type: (list) -> Dict[str, float]
+    """{"median", "p95", "n"} of an already sorted list, as the stats topic reports them."""
+    return {"median": round(percentile(sorted_values, 50), 1), "p95": round(percentile(sorted_values, 95), 1),
+            "n": len(sorted_values)}
 
 
 def percentile(sorted_values, pct):
