@@ -1,19 +1,10 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def faceedge(*args, **kwargs):
-    proc = subprocess.Popen([sys.executable, "-m", "edge"] + list(args), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    out, err = proc.communicate(timeout=600)
-    return proc.returncode, out, err
+from tests.cli import faceedge
 
 
 @pytest.fixture
