@@ -67,9 +67,10 @@ def open_pipeline_for(config):
 
 
 def build_service(config, config_path=None, once=False, max_seconds=0.0, notifier=None, capture_factory=None,
-                  hooks=None):
+                  hooks=None, pipeline=None):
     """Everything the daemon needs, loaded: models, gallery, matcher, publisher; hooks: extra
-    edge.daemon.hooks.FrameHook objects (the annotated view)."""
+    edge.daemon.hooks.FrameHook objects (the annotated view); pipeline: one already opened for
+    this config (the demo's), else it is opened here."""
     from edge.daemon.config import load_config
     from edge.daemon.notify import Notifier
     from edge.daemon.publisher import Publisher
@@ -79,7 +80,7 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
 
     notifier = notifier or Notifier.from_env()
     notifier.status("loading models")
-    pipeline = open_pipeline_for(config)
+    pipeline = pipeline or open_pipeline_for(config)
     gallery = Gallery(config.gallery.path)
     publisher = Publisher(config)
     holder = {}

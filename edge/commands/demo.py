@@ -143,10 +143,11 @@ def cmd_demo(args):
                      "queue_dir": os.path.join(work_dir, "queue")},
         }, "demo")
         prefix = config.mqtt.prefix
-        enroll_sample(config, known)
+        from edge.commands.daemon import build_service, open_pipeline_for
+        pipeline = open_pipeline_for(config)
+        enroll_sample(config, known, pipeline=pipeline)
         printer = EventPrinter(host, port, prefix)
-        from edge.commands.daemon import build_service
-        service = build_service(config, once=True)
+        service = build_service(config, once=True, pipeline=pipeline)
         started = time.monotonic()
         service.run()
         elapsed = time.monotonic() - started
@@ -160,13 +161,14 @@ def cmd_demo(args):
             broker.stop()
 
 
-def enroll_sample(config, photo, announce=True):
-    """Enroll the face of a sample photo of Yao Ming in config's gallery."""
+def enroll_sample(config, photo, announce=True, pipeline=None):
+    """Enroll the face of a sample photo of Yao Ming in config's gallery (pipeline: one already
+    opened for config, else one is opened here)."""
     from edge.commands.daemon import open_pipeline_for
     from edge.gallery import Gallery, Sample
     from edge.imageio import read_image
     from edge.pipeline import largest_face
-    pipeline = open_pipeline_for(config)
+    pipeline = pipeline or open_pipeline_for(config)
     face = largest_face(pipeline.process(read_image(photo), photo))
     if face is None or face.embedding is None:
         raise FaceEdgeError("no usable face in the sample photo {}".format(photo))
