@@ -26,24 +26,25 @@ def add_live_options(parser):
 
 def _setup(args):
     """(camera spec, pipeline, gallery, threshold, confident margin)."""
-    from edge.daemon.camera import CameraSpec, spec_from
+    from edge.daemon.camera import spec_from
     if args.config:
         from edge.commands.daemon import open_pipeline_for
         from edge.daemon.config import load_config
         from edge.gallery import Gallery
         config = load_config(args.config)
         named = dict((c.name, c) for c in config.cameras)
-        spec = spec_from(named[args.camera]) if args.camera in named else _source_spec(CameraSpec, args.camera)
+        spec = spec_from(named[args.camera]) if args.camera in named else _source_spec(args.camera)
         pipeline = open_pipeline_for(config)
         gallery = Gallery(args.gallery or config.gallery.path)
         threshold = config.recognition.threshold or pipeline.threshold
         return spec, pipeline, gallery, threshold, config.recognition.confident_margin
     from edge.commands._options import open_gallery_from_args, pipeline_from_args
     pipeline = pipeline_from_args(args)
-    return _source_spec(CameraSpec, args.camera), pipeline, open_gallery_from_args(args), pipeline.threshold, 0.05
+    return _source_spec(args.camera), pipeline, open_gallery_from_args(args), pipeline.threshold, 0.05
 
 
-def _source_spec(CameraSpec, source):
+def _source_spec(source):
+    from edge.daemon.camera import CameraSpec
     return CameraSpec(name="camera", source=source, type="auto", loop=False, fps=0.0, roi=None, width=0,
                       height=0, latency_ms=200, reconnect_max_s=5.0)
 
