@@ -120,7 +120,7 @@ def cmd_demo(args):
     stranger = sample_photo("gdp.jpg", args.model_dir)
     video = os.path.join(work_dir, "demo.avi")
     write_video(video, [(read_image(known), 4.0), (read_image(stranger), 3.0), (None, 1.5)], fps=15.0)
-    print("video: {} (Yao Ming 4 s, a stranger 3 s, nobody 1.5 s)".format(video), flush=True)
+    print("video: {} (Yao Ming 4 s, a group of five strangers 3 s, nobody 1.5 s)".format(video), flush=True)
 
     broker = None
     if args.broker:
