@@ -358,3 +358,6 @@ def test_without_cameras_ready_at_once_and_watchdog_fed(pipeline, gallery):
     assert notifier.messages[0] == "READY=1"
     assert notifier.messages.count("WATCHDOG=1") >= 3
     assert publisher.started and publisher.stopped
+    # Stopping by --max-seconds ends the watchdog thread too (no pings for a dead loop).
+    time.sleep(0.5)
+    assert not any(t.name == "watchdog" and t.is_alive() for t in threading.enumerate())

@@ -183,6 +183,7 @@ class Service(object):
             not any(c.pending() for c in files)
 
     def _shutdown(self, started):
+        self._stop.set()     # also after --once / --max-seconds: ends the watchdog thread
         self.notifier.stopping()
         self.notifier.status("stopping")
         for camera in self.cameras:
