@@ -597,43 +597,8 @@ def _daemon_available():
 
 
 def _broker():
-    try:
-        from tests.broker import Broker
-        return Broker()
-    except ImportError:
-        return _MiniBroker()
-
-
-class _MiniBroker(object):
-    """mosquitto on a free loopback port (used only when tests/broker.py is absent)."""
-
-    def __enter__(self):
-        import tempfile
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not os.path.exists(exe):
-            pytest.skip("mosquitto not installed")
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
-        self.dir = tempfile.mkdtemp(prefix="faceedge-broker-")
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n".format(self.port))
-        self.proc = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("mosquitto did not start")
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+    from tests.broker import Broker
+    return Broker()
 
 
 # A config for the real run: the example with the sample video as the (first) camera.

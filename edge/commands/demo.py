@@ -24,7 +24,7 @@ def register(subparsers):
     parser.set_defaults(func=cmd_demo)
 
 
-def _free_port():
+def free_port():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -40,7 +40,7 @@ class Mosquitto(object):
         if exe is None:
             raise FaceEdgeError("mosquitto is not installed: install it (apt install mosquitto) or pass "
                                 "--broker HOST:PORT of an existing broker")
-        self.port = _free_port()
+        self.port = free_port()
         conf = os.path.join(work_dir, "mosquitto.conf")
         with open(conf, "w") as f:
             f.write("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n".format(self.port))
