@@ -103,10 +103,10 @@ class GalleryCommandHandler(object):
         except FaceEdgeError as exc:
             request_id = request_id or getattr(exc, "request_id", None)
             log.warning("gallery command %s refused: %s", request_id or "(no request_id)", exc)
-            return _response(request_id, False, error=str(exc))
+            return response_json(request_id, False, error=str(exc))
         except Exception as exc:     # a bug must not stop the command worker; the gallery rolled back
             log.exception("gallery command %s failed", request_id or "(no request_id)")
-            return _response(request_id, False, error="internal error: {}; see the daemon's log".format(exc))
+            return response_json(request_id, False, error="internal error: {}; see the daemon's log".format(exc))
 
     def _decode(self, payload):
         # type: (bytes) -> dict
@@ -142,7 +142,7 @@ class GalleryCommandHandler(object):
         action = command["action"]
 
         def respond(result):
-            return _response(request_id, True, result=result)
+            return response_json(request_id, True, result=result)
 
         if action == "list":
             people = [{"name": p.name, "samples": p.samples, "negatives": p.negatives, "created": p.created}
@@ -276,9 +276,10 @@ def _string(command, key):
     return value
 
 
-def _response(request_id, ok, result=None, error=None):
-    # type: (Optional[str], bool, object, Optional[str]) -> str
-    body = {"request_id": request_id, "ok": ok}
+def response_json(request_id, ok, result=None, error=None, **extra):
+    # type: (Optional[str], bool, object, Optional[str], **object) -> str
+    """The gallery/response body; extra: action-specific keys (enroll_live's summary, ...)."""
+    body = dict(extra, request_id=request_id, ok=ok)
     if ok:
         body["result"] = result
     else:

@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
+from edge.daemon.gallery_commands import response_json
 from edge.daemon.hooks import FrameHook, ProcessedFrame
 from edge.daemon.sample_collector import LiveEnrollError, LiveRequest, Progress, SampleCollector, progress_json
 from edge.errors import GalleryError
@@ -189,16 +190,12 @@ class LiveEnroller(FrameHook):
     @staticmethod
     def _final(request, ok, result=None, error=None, progress=None, other_person=None):
         # type: (LiveRequest, bool, object, Optional[str], Optional[Progress], Optional[str]) -> str
-        body = {"request_id": request.request_id, "ok": ok, "action": "enroll_live"}
-        if ok:
-            body["result"] = result
-        else:
-            body["error"] = error
-            if other_person is not None:
-                body["matches"] = other_person
+        extra = {"action": "enroll_live"}
+        if not ok and other_person is not None:
+            extra["matches"] = other_person
         if progress is not None:
-            body["summary"] = progress_json(progress)
-        return json.dumps(body, sort_keys=True)
+            extra["summary"] = progress_json(progress)
+        return response_json(request.request_id, ok, result=result, error=error, **extra)
 
     def _publish(self, payload):
         # type: (str) -> None
