@@ -309,7 +309,7 @@ class Service(object):
         event = Event(kind, new_event_id(), track.track_id, track.camera, current.identity,
                       current.similarity, obs.bbox, obs.quality, obs.frame_time, current.confident,
                       latency, snapshot)
-        self._publish(event, captured_mono)
+        self._publish(event)
         self.latency.add("publish", latency.publish)
         self.latency.add("total", latency.total)
 
@@ -322,9 +322,9 @@ class Service(object):
         event = Event("end", new_event_id(), track.track_id, track.camera, current.identity,
                       current.similarity, last.bbox, last.quality, last.frame_time, current.confident,
                       ZERO_LATENCY, self._snapshot(decision))
-        self._publish(event, time.monotonic())
+        self._publish(event)
 
-    def _publish(self, event, produced_mono):
+    def _publish(self, event):
         self._events += 1
         log.debug("event %s %s %s %s", event.type, event.track_id, event.identity, event.similarity)
         try:
