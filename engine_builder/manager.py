@@ -56,7 +56,7 @@ def engine_options(engine_dir=None, precision="auto", calibration_dir="", build_
                    opt_batch=None, max_batch=32, detector_size=(640, 640), workspace_mb=512, dla_core=-1,
                    calibration_batch=8, bounds=None, progress=True, detector_size_range=None, detector_fixed=False):
     # type: (Optional[str], str, str, bool, bool, Optional[int], int, Any, int, int, int, Optional[verifymod.VerifyBounds], bool, Any, bool) -> EngineOptions
-    """Plain parameters for the config layer; defaults as documented in the README.
+    """Plain parameters for the config layer; defaults as documented in docs/CONFIGURATION.md.
 
     opt_batch None = 8, or max_batch when that is smaller (the daemon and build-engines agree)."""
     if opt_batch is None:

@@ -113,7 +113,7 @@ Profile = NamedTuple("Profile", [
     ("detector", str),         # key in MODELS
     ("recognizer", str),       # key in MODELS
     ("description", str),
-    # Flip-averaged embeddings by default: measured on lfw-dev (README), ArcFace-MBF gains
+    # Flip-averaged embeddings by default: measured on lfw-dev (docs/BENCHMARKS.md), ArcFace-MBF gains
     # 99.58 -> 99.67 % with it, SFace nothing; it doubles the embedding cost.
     ("flip", bool),
 ])
