@@ -236,7 +236,8 @@ detect() {
         PIP_BOOTSTRAP=("pip>=19.3,<22" "setuptools<60" "wheel<0.38") ;;
       35.*)
         JETPACK="5.1"; WANT_PYTHON="3.8"; TENSORRT="8.5"; CUDA="11.4"
-        PINS=("numpy<1.25" "paho-mqtt>=2,<3" "pycuda>=2024.1" "onnxruntime<=1.19.2")
+        # numpy < 1.24: TensorRT 8.5.2's trt.nptype uses np.bool, removed in numpy 1.24 (facts/jetson.md).
+        PINS=("numpy<1.24" "paho-mqtt>=2,<3" "pycuda>=2024.1" "onnxruntime<=1.19.2")
         JTOP_PIN="jetson-stats>=7,<8" ;;
       36.*)
         JETPACK="6.x"; WANT_PYTHON="3.10"; TENSORRT="10.3"; CUDA="12.6"

@@ -27,3 +27,16 @@ class GalleryError(FaceEdgeError):
 
 class BackendError(FaceEdgeError):
     pass
+
+
+class GpuUnavailableError(BackendError):
+    """TensorRT is installed but cannot start (no CUDA driver/device): `backend = auto` falls back."""
+
+
+def tensorrt_cannot_start(trt, what, reason):
+    # type: (object, str, object) -> GpuUnavailableError
+    """Without a CUDA driver the real trt.Builder/trt.Runtime raise TypeError ("factory function
+    returned nullptr"); they never return None."""
+    return GpuUnavailableError("TensorRT {} cannot create a {}: no usable CUDA device or driver ({}); check "
+                               "tegrastats/nvidia-smi, or use backend = onnxruntime".format(
+                                   getattr(trt, "__version__", "?"), what, reason))

@@ -44,7 +44,7 @@ class FacePipeline(object):
     @property
     def backend_name(self):
         # type: () -> str
-        return self.recognizer.backend.name
+        return self.recognizer.backend.label
 
     @property
     def precision(self):

@@ -13,7 +13,7 @@ import logging
 import os
 from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
-from edge.errors import BackendError, ModelError
+from edge.errors import BackendError, ModelError, tensorrt_cannot_start
 from engine_builder.cache import write_atomic
 from engine_builder.progress import BuildProgress, make_progress_monitor, run_build
 
@@ -73,8 +73,42 @@ def _check_precision_support(trt, precision):
                            "implicit FP16/INT8 no longer exist): build with --precision fp32 or supply an "
                            "FP16/Q-DQ ONNX model".format(version))
     if precision == "int8" and not (feats["int8_flag"] and feats["int8_calibrator"]):
-        raise BackendError("TensorRT {} has no INT8 builder flag or calibrator (removed in TensorRT 11; only "
-                           "explicit Q/DQ ONNX models quantise): use --precision fp16".format(version))
+        # Not "use fp16": TensorRT 11 removed the FP16 flag too.
+        raise BackendError("TensorRT {} has no INT8 builder flag or calibrator (removed in TensorRT 11, where "
+                           "networks are strongly typed): build --precision fp32, or supply a Q/DQ (INT8) "
+                           "ONNX model".format(version))
+
+
+def create_builder(trt, logger):
+    # type: (Any, Any) -> Any
+    try:
+        builder = trt.Builder(logger)
+    except TypeError as exc:
+        raise tensorrt_cannot_start(trt, "builder", exc)
+    if builder is None:
+        raise tensorrt_cannot_start(trt, "builder", "no builder returned")
+    return builder
+
+
+def parser_error_text(error):
+    # type: (Any) -> str
+    """One parser error as 'node N (Op name): message'. ParserError has node()/desc() since 8.0,
+    node_name()/node_operator() since 10.x; anything else falls back to str()."""
+    def call(name):
+        method = getattr(error, name, None)
+        try:
+            return method() if callable(method) else None
+        except Exception:  # a binding that cannot answer: use what we have
+            return None
+    desc = call("desc")
+    if desc is None:
+        return str(error)
+    node = call("node")
+    where = [str(v) for v in (call("node_operator"), call("node_name")) if v]
+    head = "node {}".format(node) if node is not None and int(node) >= 0 else "model"
+    if where:
+        head += " ({})".format(" ".join(where))
+    return "{}: {}".format(head, desc)
 
 
 def _parse(trt, network, logger, onnx_path):
@@ -83,9 +117,10 @@ def _parse(trt, network, logger, onnx_path):
     with open(onnx_path, "rb") as f:
         data = f.read()
     if not parser.parse(data):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise ModelError("TensorRT cannot parse {}: {} (keep the model at opset <= 13 for TensorRT 8.2)"
-                         .format(onnx_path, "; ".join(errors) or "unknown parser error"))
+        errors = [parser_error_text(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise ModelError("TensorRT {} cannot parse {}: {} (`faceedge models check {}` lists what TensorRT 8.2 "
+                         "cannot take)".format(getattr(trt, "__version__", "?"), onnx_path,
+                                               "; ".join(errors) or "unknown parser error", onnx_path))
     return parser
 
 
@@ -114,9 +149,7 @@ def build_serialized(trt, onnx_path, settings, progress=None, logger=None, activ
         raise BackendError("precision must be one of {}, not {!r}".format(", ".join(PRECISIONS), settings.precision))
     _check_precision_support(trt, settings.precision)
     logger = logger or trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    if builder is None:
-        raise BackendError("TensorRT could not create a builder (no CUDA driver?): check `nvidia-smi`/tegrastats")
+    builder = create_builder(trt, logger)
     feats = api_features(trt, builder)
     flags = 0
     if feats["implicit_batch_exists"] and feats["explicit_batch_flag"]:

@@ -4,7 +4,7 @@ Layout (plain files a user can inspect):
   <stem>.<precision>.<key>.engine   serialised TensorRT plan
   <stem>.<precision>.<key>.json     metadata: fingerprint, build, verification
   timing-<gpu>-trt<version>.cache   TensorRT timing cache (shared by all builds on this GPU)
-  calib-<model>-<set>.table         INT8 calibration table
+  calib-<model>-<set>-<shape>-trt<version>.table   INT8 calibration table (per TensorRT version)
   <stem>.<precision>.<key>.new.*    a build being verified (same key as the engine it may replace)
 An engine counts only when its metadata file exists; the metadata is renamed into place
 after the engine, so an interrupted write never leaves a usable-looking half engine. A new
@@ -87,10 +87,13 @@ class EngineCache(object):
         return os.path.join(self.engine_dir, "timing-{}-trt{}.cache".format(
             _safe(gpu_name or "gpu"), _safe(tensorrt_version or "unknown")))
 
-    def calibration_table_path(self, model_sha256, calibration_sha256, shape):
-        # type: (str, str, tuple) -> str
-        return os.path.join(self.engine_dir, "calib-{}-{}-{}.table".format(
-            model_sha256[:12], calibration_sha256[:12], "x".join(str(d) for d in shape)))
+    def calibration_table_path(self, model_sha256, calibration_sha256, shape, tensorrt):
+        # type: (str, str, tuple, str) -> str
+        """Keyed by the TensorRT version too: a table written by another TensorRT (before a JetPack
+        upgrade) must not be fed to this one."""
+        return os.path.join(self.engine_dir, "calib-{}-{}-{}-trt{}.table".format(
+            model_sha256[:12], calibration_sha256[:12], "x".join(str(d) for d in shape),
+            tensorrt or "unknown"))
 
     # -- reading --
     def entries(self):

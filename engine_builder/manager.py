@@ -376,7 +376,7 @@ class EngineManager(object):
         else:
             det = self.models.detector(request.family, ref, shape[2:])
             batches = dataset.detector_batches(paths, det.preprocess, batch)
-        table = self.cache.calibration_table_path(fp.model_sha256, fp.calibration_sha256, shape)
+        table = self.cache.calibration_table_path(fp.model_sha256, fp.calibration_sha256, shape, fp.tensorrt)
         return make_entropy_calibrator(self._tensorrt(), self._allocator(), batches, shape, table), shape
 
     def verify(self, request, entry):

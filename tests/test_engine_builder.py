@@ -444,7 +444,7 @@ def test_int8_detector_with_non_square_opt_calibrates_at_a_square_inside_the_pro
     assert entry.fingerprint.precision == "int8"
     assert entry.metadata["build"]["calibration_batches"] == 36
     tables = [n for n in os.listdir(str(tmp_path / "engines")) if n.endswith(".table")]
-    assert len(tables) == 1 and tables[0].endswith("-1x3x48x48.table")
+    assert len(tables) == 1 and tables[0].endswith("-1x3x48x48-trt10.3.0.table")
 
 
 def test_calibrator_reads_the_table_once_and_never_touches_batches_then(tmp_path):

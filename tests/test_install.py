@@ -89,7 +89,7 @@ MATRIX = {
                                                           "onnxruntime==1.10.0"],
                       bootstrap="pip>=19.3,<22"),
     "xavier-jp51": dict(platform="jetson", l4t="35.4.1", jetpack="5.1", python="3.8", tensorrt="8.5",
-                        cuda="11.4", precision="int8", pins=["numpy<1.25", "paho-mqtt>=2,<3", "pycuda>=2024.1",
+                        cuda="11.4", precision="int8", pins=["numpy<1.24", "paho-mqtt>=2,<3", "pycuda>=2024.1",
                                                              "onnxruntime<=1.19.2"]),
     "orin-jp62": dict(platform="jetson", l4t="36.4.3", jetpack="6.x", python="3.10", tensorrt="10.3",
                       cuda="12.6", precision="int8", pins=["numpy<2", "paho-mqtt>=2,<3", "onnxruntime<=1.23.2"]),

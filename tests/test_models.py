@@ -71,6 +71,13 @@ def sface_original(wheel_cache, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def retinaface_original(wheel_cache):
+    """The RetinaFace ONNX as the wheel holds it (fetch stores it with its constants folded)."""
+    spec = MODELS["retinaface_mnet025"]
+    return fetch.read_member(spec, os.path.join(wheel_cache, spec.wheel_file))
+
+
 def _face_crops(facedata, count):
     """112x112 RGB NCHW float32 centre crops of LFW photos (roughly aligned faces)."""
     import cv2
@@ -133,7 +140,7 @@ def test_rerun_downloads_and_writes_nothing(model_dir, monkeypatch):
     assert after == before
 
 
-def test_corrupted_file_is_detected_and_refetched(model_dir, tmp_path, monkeypatch):
+def test_corrupted_file_is_detected_and_refetched(model_dir, tmp_path, monkeypatch, retinaface_original):
     models = _copy_models(model_dir, str(tmp_path / "models"))
     path = os.path.join(models, "retinaface_mnet025.onnx")
     with open(path, "rb") as f:
@@ -145,10 +152,10 @@ def test_corrupted_file_is_detected_and_refetched(model_dir, tmp_path, monkeypat
         resolve_profile("default", models)
     # refetch from a local wheel, no network
     wheels = str(tmp_path / "wheels")
-    _make_retinaface_wheel(wheels, good)
+    _make_retinaface_wheel(wheels, retinaface_original)
     monkeypatch.setattr(fetch, "_pip_download", _no_download)
     assert fetch.fetch_profile("default", models, quiet=True, wheel_dir=wheels).detector_path == path
-    assert _sha256(path) == MODELS["retinaface_mnet025"].sha256
+    assert _sha256(path) == MODELS["retinaface_mnet025"].converted_sha256 == hashlib.sha256(good).hexdigest()
 
 
 def test_corrupted_converted_file_is_reported(model_dir, tmp_path):
@@ -163,9 +170,8 @@ def test_corrupted_converted_file_is_reported(model_dir, tmp_path):
         resolve_profile("default", models)
 
 
-def test_tampered_wheel_member_is_a_clear_error(model_dir, tmp_path, monkeypatch):
-    with open(os.path.join(model_dir, "retinaface_mnet025.onnx"), "rb") as f:
-        data = bytearray(f.read())
+def test_tampered_wheel_member_is_a_clear_error(tmp_path, monkeypatch, retinaface_original):
+    data = bytearray(retinaface_original)
     data[5000] ^= 0x01
     wheels = str(tmp_path / "wheels")
     _make_retinaface_wheel(wheels, bytes(data))
@@ -177,10 +183,9 @@ def test_tampered_wheel_member_is_a_clear_error(model_dir, tmp_path, monkeypatch
     assert sorted(os.listdir(models)) == [fetch.LOCK_FILE]
 
 
-def test_interrupted_fetch_leaves_no_partial_file(model_dir, tmp_path, monkeypatch):
-    with open(os.path.join(model_dir, "retinaface_mnet025.onnx"), "rb") as f:
-        wheels = str(tmp_path / "wheels")
-        _make_retinaface_wheel(wheels, f.read())
+def test_interrupted_fetch_leaves_no_partial_file(model_dir, tmp_path, monkeypatch, retinaface_original):
+    wheels = str(tmp_path / "wheels")
+    _make_retinaface_wheel(wheels, retinaface_original)
     models = str(tmp_path / "models")
 
     def interrupted(src, dst):

@@ -2,7 +2,7 @@
 import logging
 
 from edge.backends.base import Backend
-from edge.errors import BackendError, ConfigError
+from edge.errors import BackendError, ConfigError, GpuUnavailableError
 
 KINDS = ("auto", "tensorrt", "onnxruntime")
 
@@ -55,9 +55,21 @@ def create_backend(onnx_path, kind="auto", threads=0, **trt_options):
                     raise
                 _warn_once("%s: using ONNX Runtime on the CPU", exc)
             else:
-                return _tensorrt_backend(onnx_path, trt, allocator, trt_options)
+                try:
+                    return _tensorrt_backend(onnx_path, trt, allocator, trt_options)
+                except GpuUnavailableError as exc:
+                    if kind == "tensorrt":
+                        raise
+                    _warn_once("%s: backend auto falls back to ONNX Runtime on the CPU", exc)
+                    return _onnxruntime(onnx_path, threads, fallback="TensorRT cannot start")
+    return _onnxruntime(onnx_path, threads)
+
+
+def _onnxruntime(onnx_path, threads, fallback=""):
     from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-    return OnnxRuntimeBackend(onnx_path, threads=threads)
+    backend = OnnxRuntimeBackend(onnx_path, threads=threads)
+    backend.fallback = fallback
+    return backend
 
 
 def _tensorrt_backend(onnx_path, trt, allocator, trt_options):

@@ -16,6 +16,13 @@ class Backend(object):
     input_name = ""            # type: str
     output_names = ()          # type: Sequence[str]
     max_batch = 0              # 0 = unbounded
+    fallback = ""              # why `backend = auto` ended here instead of TensorRT ("" = chosen)
+
+    @property
+    def label(self):
+        # type: () -> str
+        """The name as stats report it: "onnxruntime (fallback: TensorRT cannot start)"."""
+        return "{} (fallback: {})".format(self.name, self.fallback) if self.fallback else self.name
 
     def run(self, batch):
         # type: (np.ndarray) -> List[np.ndarray]

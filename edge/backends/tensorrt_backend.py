@@ -10,7 +10,7 @@ from typing import Any, List, NamedTuple, Tuple
 import numpy as np
 
 from edge.backends.base import Backend
-from edge.errors import BackendError
+from edge.errors import BackendError, tensorrt_cannot_start
 
 IOTensor = NamedTuple("IOTensor", [
     ("name", str),
@@ -23,6 +23,33 @@ IOTensor = NamedTuple("IOTensor", [
 
 class EngineIncompatibleError(BackendError):
     """deserialize_cuda_engine returned None: built by another TensorRT version or for another GPU."""
+
+
+# TensorRT DataType name -> numpy. Not trt.nptype: TensorRT 8.4.1-8.5.2 (JetPack 5.1) builds its
+# table with np.bool, which numpy 1.24 removed, so every call raises AttributeError there.
+_NUMPY_TYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32", "INT64": "int64",
+                "BOOL": "bool", "UINT8": "uint8"}
+
+
+def numpy_dtype(trt_dtype):
+    # type: (Any) -> np.dtype
+    """numpy dtype of a TensorRT DataType member (BF16/FP8/INT4 have no numpy type: BackendError)."""
+    name = getattr(trt_dtype, "name", None) or str(trt_dtype).rsplit(".", 1)[-1]
+    if name not in _NUMPY_TYPES:
+        raise BackendError("engine tensor type {} has no numpy equivalent: faceedge runs float32, float16, "
+                           "int8 and int32 tensors".format(name))
+    return np.dtype(_NUMPY_TYPES[name])
+
+
+def create_runtime(trt, logger):
+    # type: (Any, Any) -> Any
+    try:
+        runtime = trt.Runtime(logger)
+    except TypeError as exc:
+        raise tensorrt_cannot_start(trt, "runtime", exc)
+    if runtime is None:
+        raise tensorrt_cannot_start(trt, "runtime", "no runtime returned")
+    return runtime
 
 
 class TensorRTBackend(Backend):
@@ -49,7 +76,7 @@ class TensorRTBackend(Backend):
                 engine_path, exc.strerror))
         with allocator.active():
             self._logger = logger or trt.Logger(trt.Logger.WARNING)
-            self._runtime = trt.Runtime(self._logger)
+            self._runtime = create_runtime(trt, self._logger)
             self._engine = self._runtime.deserialize_cuda_engine(data)
             if self._engine is None:
                 raise EngineIncompatibleError(
@@ -93,7 +120,7 @@ class TensorRTBackend(Backend):
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            dtype = numpy_dtype(engine.get_tensor_dtype(name))
             shape = tuple(engine.get_tensor_profile_shape(name, 0)[2]) if is_input else ()
             out.append(IOTensor(name, i, is_input, dtype, tuple(int(d) for d in shape)))
         return out
@@ -104,7 +131,7 @@ class TensorRTBackend(Backend):
         out = []
         for i in range(engine.num_bindings):
             is_input = bool(engine.binding_is_input(i))
-            dtype = np.dtype(trt.nptype(engine.get_binding_dtype(i)))
+            dtype = numpy_dtype(engine.get_binding_dtype(i))
             shape = tuple(engine.get_profile_shape(0, i)[2]) if is_input else ()
             out.append(IOTensor(engine.get_binding_name(i), i, is_input, dtype, tuple(int(d) for d in shape)))
         return out

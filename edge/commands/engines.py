@@ -56,6 +56,8 @@ def register(subparsers):
     build.add_argument("--min-cosine-fp16", type=float, default=None, help="verification bound (0.99)")
     build.add_argument("--min-cosine-int8", type=float, default=None, help="verification bound (0.98)")
     build.add_argument("--no-progress", action="store_true", help="no progress display")
+    build.add_argument("--check", action="store_true",
+                       help="only check the models against TensorRT 8.2's parser constraints (no TensorRT needed)")
     build.set_defaults(func=_build)
 
     engines = subparsers.add_parser("engines", help="list, inspect and clean stored TensorRT engines")
@@ -101,6 +103,10 @@ def _build(args):
         bounds = bounds._replace(fp16_cosine=args.min_cosine_fp16)
     if args.min_cosine_int8 is not None:
         bounds = bounds._replace(int8_cosine=args.min_cosine_int8)
+    if args.check:
+        from edge.commands.models import check_files
+        models = _resolve_models(args, config)
+        return check_files([models.detector_path, models.recognizer_path])
     det_size = args.detector_size or ((config.recognition.det_size,) * 2 if config is not None else (640, 640))
     options = engine_options(args.engine_dir or (eng.dir if eng else None),
                              args.precision or (eng.precision if eng else "auto"),

@@ -1,4 +1,5 @@
-"""`faceedge models fetch|list`: get the pinned models into the model directory and show them."""
+"""`faceedge models fetch|list|check`: get the pinned models into the model directory, show them,
+and check ONNX files against what TensorRT 8.2 (JetPack 4.6) can parse."""
 import argparse
 import json
 import os
@@ -32,6 +33,12 @@ def register(subparsers):
         default_model_dir()))
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=_list)
+
+    check = sub.add_parser("check", help="find what TensorRT 8.2 (Nano/TX2) cannot parse, without TensorRT")
+    check.add_argument("files", nargs="*", metavar="FILE",
+                       help="ONNX files (default: every model of every profile in --dir)")
+    check.add_argument("--dir", default=None, help="model directory (default: {})".format(default_model_dir()))
+    check.set_defaults(func=_check)
 
 
 def _usage(parser):
@@ -101,3 +108,37 @@ def _list(args):
                                                        entry["status"], entry["title"]))
         print("  {:<19} licence: {}".format("", entry["licence"]))
     return 0
+
+
+def check_files(paths, out=None):
+    # type: (list, object) -> int
+    """Print each file's TensorRT 8.2 problems (or ok); 1 when any file has one."""
+    from engine_builder.onnx_check import check_model, describe
+    out = out or sys.stdout
+    status = 0
+    for path in paths:
+        problems = check_model(path)
+        if problems:
+            status = 1
+            out.write("{}: {} TensorRT 8.2 problem(s)\n".format(path, len(problems)))
+            for line in describe(problems):
+                out.write("  {}\n".format(line))
+        else:
+            out.write("{}: ok for TensorRT 8.2 (opset, operators, Conv initializers, input types, dynamic axes)\n"
+                      .format(path))
+    return status
+
+
+def _check(args):
+    # type: (argparse.Namespace) -> int
+    from edge.models.manifest import MODELS, PROFILES
+    paths = list(args.files)
+    if not paths:
+        model_dir = os.path.abspath(args.dir or default_model_dir())
+        keys = sorted(set(k for p in PROFILES.values() for k in (p.detector, p.recognizer)))
+        paths = [os.path.join(model_dir, MODELS[k].filename) for k in keys]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        from edge.errors import ModelError
+        raise ModelError("no such model file: {} (run `faceedge models fetch --all`)".format(", ".join(missing)))
+    return check_files(paths)

