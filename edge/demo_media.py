@@ -60,3 +60,12 @@ def side_by_side(photos, height=300):
     """Several photos in one row (several faces in one frame)."""
     scaled = [cv2.resize(p, (max(1, int(p.shape[1] * height / p.shape[0])), height)) for p in photos]
     return np.concatenate(scaled, axis=1)
+
+
+def write_frames(directory, frames, quality=90):
+    # type: (str, Sequence[np.ndarray], int) -> int
+    """Frames as 00000.jpg, 00001.jpg, ... (what edge/rtsp_server.py plays in a loop)."""
+    for i, frame in enumerate(frames):
+        if not cv2.imwrite("{}/{:05d}.jpg".format(directory, i), frame, [int(cv2.IMWRITE_JPEG_QUALITY), quality]):
+            raise FaceEdgeError("cannot write frames into {}".format(directory))
+    return len(frames)

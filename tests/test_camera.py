@@ -128,11 +128,11 @@ def test_gstreamer_pipelines():
     csi = gstreamer.csi_pipeline(0, 1280, 720, 30)
     assert csi.startswith("nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1280,height=720,"
                           "framerate=30/1,format=NV12 ! nvvidconv flip-method=0")
-    assert csi.endswith("appsink drop=true max-buffers=1")
+    assert csi.endswith("appsink drop=true max-buffers=1 sync=false")
     usb = gstreamer.usb_pipeline("/dev/video1", 640, 480, 30)
     assert usb.startswith("v4l2src device=/dev/video1 ! video/x-raw,width=640,height=480,framerate=30/1")
-    rtsp = gstreamer.rtsp_pipeline("rtsp://cam.local/stream1", 200)
-    assert "rtspsrc location=rtsp://cam.local/stream1 latency=200 ! rtph264depay" in rtsp
+    rtsp = gstreamer.rtsp_pipeline("rtsp://cam.local/stream1", 200, decoder="nvv4l2decoder")
+    assert "rtspsrc location=rtsp://cam.local/stream1 latency=200 tcp-timeout=10000000 ! rtph264depay" in rtsp
     assert gstreamer.raw_pipeline("videotestsrc ! videoconvert ! appsink") == "videotestsrc ! videoconvert ! appsink"
 
 

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Callable, NamedTuple, Optional, Tuple
 
-from edge.daemon import gstreamer
+from edge.daemon import gstreamer, rtsp_probe
 from edge.errors import FaceEdgeError
 from edge.types import Frame
 
@@ -31,7 +31,13 @@ CameraSpec = NamedTuple("CameraSpec", [
     ("height", int),
     ("latency_ms", int),
     ("reconnect_max_s", float),
+    ("codec", str),                  # rtsp: h264 | h265 | mjpeg
+    ("backend", str),                # rtsp: auto | gstreamer | ffmpeg
+    ("transport", str),              # rtsp: auto | tcp | udp
+    ("open_timeout_s", float),       # opening a stream takes at most this long
+    ("read_timeout_s", float),       # no frame for this long: the stream has stalled, reopen
 ])
+CameraSpec.__new__.__defaults__ = ("h264", "auto", "auto", 10.0, 5.0)
 
 CameraStats = NamedTuple("CameraStats", [
     ("name", str),
@@ -41,7 +47,11 @@ CameraStats = NamedTuple("CameraStats", [
     ("reconnects", int),
     ("fps", float),         # captured frames per second, recent
     ("last_error", str),
+    ("backend", str),       # file | v4l2 | ffmpeg | gstreamer
+    ("decoder", str),       # the GStreamer decoder element chosen, "" when none
 ])
+
+LIVE_KINDS = ("v4l2", "usb", "url", "rtsp", "csi", "gstreamer")
 
 
 class CameraError(FaceEdgeError):
@@ -58,7 +68,12 @@ def spec_from(cam):
         fps=float(getattr(cam, "fps", 0) or 0), roi=tuple(int(v) for v in roi) if roi else None,
         width=int(getattr(cam, "width", 0) or 0), height=int(getattr(cam, "height", 0) or 0),
         latency_ms=int(getattr(cam, "latency_ms", 200)),
-        reconnect_max_s=float(getattr(cam, "reconnect_max_s", 30.0) or 30.0))
+        reconnect_max_s=float(getattr(cam, "reconnect_max_s", 30.0) or 30.0),
+        codec=str(getattr(cam, "codec", "h264") or "h264"),
+        backend=str(getattr(cam, "backend", "auto") or "auto"),
+        transport=str(getattr(cam, "transport", "auto") or "auto"),
+        open_timeout_s=float(getattr(cam, "open_timeout_s", 10.0) or 10.0),
+        read_timeout_s=float(getattr(cam, "read_timeout_s", 5.0) or 5.0))
 
 
 def resolve_type(spec):
@@ -80,37 +95,74 @@ def resolve_type(spec):
     return "file"
 
 
-def _has_gstreamer(cv2):
+def has_gstreamer(cv2):
     for line in cv2.getBuildInformation().splitlines():
         if line.strip().startswith("GStreamer:"):
             return "YES" in line
     return False
 
 
+def backend_for(spec, kind):
+    # type: (CameraSpec, str) -> str
+    """file | v4l2 | ffmpeg | gstreamer: which OpenCV back-end opens this camera."""
+    import cv2
+    if kind in ("file", "v4l2"):
+        return kind
+    if kind == "url" or (kind == "rtsp" and spec.backend == "ffmpeg"):
+        return "ffmpeg"
+    if kind == "rtsp" and spec.backend == "auto" and not has_gstreamer(cv2):
+        return "ffmpeg"
+    if not has_gstreamer(cv2):
+        raise CameraError("camera {}: this OpenCV has no GStreamer (on Jetson use JetPack's OpenCV, "
+                          "not pip's opencv-python)".format(spec.name))
+    return "gstreamer"
+
+
+def _ffmpeg_capture(cv2, spec):
+    url = gstreamer.stream_url(spec.source)
+    if hasattr(cv2, "CAP_PROP_READ_TIMEOUT_MSEC"):
+        # OpenCV >= 4.5.2 bounds FFmpeg's own waits. After such a timeout FFmpeg still hands out a
+        # stale buffered frame, so its bound is only the backstop that ends a session we gave up.
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(spec.open_timeout_s * 1000) + 1000,
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(spec.read_timeout_s * 2000) + 1000]
+        return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+    return cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+
+
 def open_capture(spec, kind):
     """cv2.VideoCapture for a spec; raises CameraError when it does not open."""
     import cv2
-    if kind == "file":
+    backend = backend_for(spec, kind)
+    if backend == "file":
         if not os.path.isfile(spec.source):
             raise CameraError("camera {}: video file {} not found".format(spec.name, spec.source))
         cap = cv2.VideoCapture(spec.source)
-    elif kind == "v4l2":
+    elif backend == "v4l2":
         device = gstreamer.device_path(spec.source)
         cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
         if spec.width and spec.height:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, spec.width)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, spec.height)
-    elif kind == "url" or (kind == "rtsp" and not _has_gstreamer(cv2)):
-        cap = cv2.VideoCapture(gstreamer.stream_url(spec.source), cv2.CAP_FFMPEG)
+    elif backend == "ffmpeg":
+        cap = _ffmpeg_capture(cv2, spec)
     else:
-        if not _has_gstreamer(cv2):
-            raise CameraError("camera {}: this OpenCV has no GStreamer (on Jetson use JetPack's OpenCV, "
-                              "not pip's opencv-python)".format(spec.name))
         cap = cv2.VideoCapture(gstreamer_pipeline(spec, kind), cv2.CAP_GSTREAMER)
     if not cap.isOpened():
         cap.release()
-        raise CameraError("camera {}: cannot open {} source {}".format(spec.name, kind, spec.source))
+        reason = ""
+        if kind == "rtsp":
+            reason = ": " + rtsp_probe.explain(spec.source, min(3.0, spec.open_timeout_s))
+        raise CameraError("camera {}: cannot open {} source {}{}".format(
+            spec.name, kind, gstreamer.mask_credentials(spec.source), reason))
     return cap
+
+
+def decoder_for(spec, kind):
+    # type: (CameraSpec, str) -> str
+    """The GStreamer decoder element an rtsp camera uses ("" for other sources)."""
+    if kind == "rtsp" and backend_for(spec, kind) == "gstreamer":
+        return gstreamer.choose_decoder(spec.codec)
+    return ""
 
 
 def gstreamer_pipeline(spec, kind):
@@ -121,12 +173,28 @@ def gstreamer_pipeline(spec, kind):
     if kind == "usb":
         return gstreamer.usb_pipeline(spec.source, spec.width or 640, spec.height or 480, fps)
     if kind == "rtsp":
-        return gstreamer.rtsp_pipeline(spec.source, spec.latency_ms)
+        return gstreamer.rtsp_pipeline(spec.source, spec.latency_ms, spec.codec, transport=spec.transport,
+                                       timeout_s=max(1, int(spec.open_timeout_s)))
     return gstreamer.raw_pipeline(spec.source)
 
 
+class _Session(object):
+    """One open and its reads on a thread of their own: a hung open/read is left behind, never waited on."""
+
+    def __init__(self):
+        self.opened = threading.Event()
+        self.done = threading.Event()
+        self.abandoned = False
+        self.outcome = ""
+        self.progress = time.monotonic()      # last open or frame
+
+
 class Camera(object):
-    """Capture thread of one source; `take()` returns the newest frame not yet taken."""
+    """Capture thread of one source; `take()` returns the newest frame not yet taken.
+
+    The capture thread supervises: each open and its reads run on a session thread, so an open
+    longer than open_timeout_s or a live stream silent for read_timeout_s is given up (reported,
+    reopened with backoff) even when OpenCV's call never returns."""
 
     def __init__(self, spec, on_status=None, wakeup=None, capture_factory=None, backoff_start_s=0.5):
         # type: (CameraSpec, Optional[Callable[[str, str, str], None]], Optional[threading.Event], Optional[Callable], float) -> None
@@ -139,15 +207,21 @@ class Camera(object):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._frame = None     # type: Optional[Frame]
+        self._latest = None    # type: Optional[Frame]
         self._thread = None    # type: Optional[threading.Thread]
+        self._session = None   # type: Optional[_Session]
         self._recent = collections.deque(maxlen=60)
+        self._index = 0
         self.state = "starting"
         self.frames = 0
         self.dropped = 0
         self.reconnects = 0
+        self.abandoned = 0      # sessions given up while OpenCV still held them
         self.last_error = ""
         self.last_frame_mono = 0.0
+        self.full_size = None  # type: Optional[Tuple[int, int]]
         self.opened_once = threading.Event()
+        self.backend, self.decoder = "", ""
 
     @property
     def name(self):
@@ -174,6 +248,12 @@ class Camera(object):
             frame, self._frame = self._frame, None
         return frame
 
+    def latest(self):
+        # type: () -> Optional[Frame]
+        """The newest frame, taken or not (a main stream's frames are looked at, never taken)."""
+        with self._lock:
+            return self._latest
+
     def pending(self):
         # type: () -> bool
         with self._lock:
@@ -187,42 +267,38 @@ class Camera(object):
         if len(recent) >= 2 and recent[-1] > recent[0]:
             fps = (len(recent) - 1) / (recent[-1] - recent[0])
         return CameraStats(self.spec.name, self.state, self.frames, self.dropped, self.reconnects,
-                           round(fps, 1), self.last_error)
+                           round(fps, 1), self.last_error, self.backend, self.decoder)
 
     def _status(self, state, detail=""):
         self.state = state
         if state == "reconnecting":
-            self.last_error = detail
+            self.last_error = gstreamer.mask_credentials(detail)
         if self._on_status is not None:
             try:
-                self._on_status(self.spec.name, state, detail)
+                self._on_status(self.spec.name, state, gstreamer.mask_credentials(detail))
             except Exception:      # a reporting failure must not kill the capture thread
                 log.exception("camera status callback failed")
         if self._wakeup is not None:
             self._wakeup.set()
 
+    def _describe(self):
+        """Back-end and decoder, logged once: on a Jetson the decoder should be nvv4l2decoder."""
+        if self.backend or self._factory is not open_capture:
+            return
+        self.backend = backend_for(self.spec, self.kind)
+        self.decoder = decoder_for(self.spec, self.kind)
+        log.info("camera %s: %s source via %s%s", self.spec.name, self.kind, self.backend,
+                 ", decoder " + self.decoder if self.decoder else "")
+
     def _run(self):
         backoff = self._backoff_start
-        index = 0
         while not self._stop.is_set():
             try:
-                cap = self._factory(self.spec, self.kind)
-            except Exception as exc:
-                self.reconnects += 1
-                log.warning("%s; retrying in %.1f s", exc, backoff)
-                self._status("reconnecting", str(exc))
-                if self._stop.wait(backoff):
-                    break
-                backoff = min(backoff * 2, self.spec.reconnect_max_s)
-                continue
-            self._status("open")
-            self.opened_once.set()
-            try:
-                index, outcome = self._read_all(cap, index)
-            except Exception as exc:     # OpenCV errors from a broken stream: reopen
+                self._describe()
+            except FaceEdgeError as exc:      # e.g. no decoder element: retried like a failed open
                 outcome = "error: {}".format(exc)
-            finally:
-                cap.release()
+            else:
+                outcome = self._supervise()
             if outcome == "stopped":
                 break
             if outcome == "ended":
@@ -230,17 +306,78 @@ class Camera(object):
                     continue
                 self._status("ended")
                 return
-            # a live source stopped delivering: reopen after a while
+            # a live source failed or stopped delivering: reopen after a while
             backoff = self._backoff_start if outcome == "read-some" else min(backoff * 2, self.spec.reconnect_max_s)
             self.reconnects += 1
-            message = "camera {}: stream stopped".format(self.spec.name)
-            log.warning("%s; reopening in %.1f s", message, backoff)
+            message = outcome[len("error: "):] if outcome.startswith("error: ") else \
+                "camera {}: {}".format(self.spec.name, outcome)
+            if outcome == "read-some":     # closed, or the back-end's own read timeout: ask the server why
+                message = "camera {}: stream stopped{}".format(self.spec.name, self._probe() or " (closed by the source)")
+            log.warning("%s; retrying in %.1f s", gstreamer.mask_credentials(message), backoff)
             self._status("reconnecting", message)
             if self._stop.wait(backoff):
                 break
         self._status("stopped")
 
-    def _read_all(self, cap, index):
+    def _supervise(self):
+        # type: () -> str
+        """Run one session; its outcome, or why it was given up."""
+        session = _Session()
+        self._session = session
+        thread = threading.Thread(target=self._session_main, args=(session,),
+                                  name="capture-" + self.spec.name)
+        thread.daemon = True
+        thread.start()
+        live = self.kind in LIVE_KINDS
+        started = time.monotonic()
+        while not session.done.wait(0.05):
+            now = time.monotonic()
+            if self._stop.is_set():
+                session.done.wait(1.0)
+                return "stopped"
+            if not live:
+                continue
+            if not session.opened.is_set() and now - started > self.spec.open_timeout_s:
+                return self._abandon(session, "error: camera {}: cannot open {} source {} within {:.0f} s{}".format(
+                    self.spec.name, self.kind, gstreamer.mask_credentials(self.spec.source),
+                    self.spec.open_timeout_s, self._probe()))
+            if session.opened.is_set() and now - session.progress > self.spec.read_timeout_s:
+                return self._abandon(session, self._stalled())
+        return session.outcome
+
+    def _stalled(self):
+        return "error: camera {}: no frame for {:.1f} s (stream stalled)".format(
+            self.spec.name, self.spec.read_timeout_s)
+
+    def _probe(self):
+        if self.kind != "rtsp":
+            return ""
+        return ": " + rtsp_probe.explain(self.spec.source, min(2.0, self.spec.open_timeout_s))
+
+    def _abandon(self, session, outcome):
+        session.abandoned = True      # its thread releases the capture if OpenCV ever returns
+        self.abandoned += 1
+        return outcome
+
+    def _session_main(self, session):
+        cap = None
+        try:
+            cap = self._factory(self.spec, self.kind)
+            session.progress = time.monotonic()
+            if session.abandoned:
+                return
+            session.opened.set()
+            self._status("open")
+            self.opened_once.set()
+            session.outcome = self._read_all(cap, session)
+        except Exception as exc:     # failed open, or OpenCV errors from a broken stream: reopen
+            session.outcome = "error: {}".format(exc)
+        finally:
+            if cap is not None:
+                cap.release()
+            session.done.set()
+
+    def _read_all(self, cap, session):
         import cv2
         pace = 0.0
         if self.kind == "file":
@@ -250,39 +387,45 @@ class Camera(object):
         next_due = time.monotonic()
         last_kept = 0.0
         got_any = False
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not session.abandoned:
             ok, image = cap.read()
+            if session.abandoned:
+                break
             if not ok or image is None:
                 if self.kind == "file":
-                    return index, "ended"
-                return index, "read-some" if got_any else "error"
+                    return "ended"
+                return "read-some" if got_any else "error"
             got_any = True
-            now = time.monotonic()
+            now = session.progress = time.monotonic()
             if pace:
                 # files behave like a camera: one frame per 1/fps
                 next_due += pace
                 if next_due > now:
                     if self._stop.wait(next_due - now):
-                        return index, "stopped"
+                        return "stopped"
                     now = time.monotonic()
                 else:
                     next_due = max(next_due, now - pace)
             if min_gap and now - last_kept < min_gap:
                 continue
             last_kept = now
-            roi = self.spec.roi
-            if roi:
-                image = image[roi[1]:roi[3], roi[0]:roi[2]]
-            frame = Frame(image=image, source=self.spec.name, index=index, captured_at=time.time(),
-                          captured_mono=now)
-            index += 1
-            with self._lock:
-                if self._frame is not None:
-                    self.dropped += 1
-                self._frame = frame
-                self.frames += 1
-                self._recent.append(now)
-            self.last_frame_mono = now
-            if self._wakeup is not None:
-                self._wakeup.set()
-        return index, "stopped"
+            self._keep(image, now)
+        return "stopped"
+
+    def _keep(self, image, now):
+        self.full_size = (image.shape[1], image.shape[0])
+        roi = self.spec.roi
+        if roi:
+            image = image[roi[1]:roi[3], roi[0]:roi[2]]
+        frame = Frame(image=image, source=self.spec.name, index=self._index, captured_at=time.time(),
+                      captured_mono=now)
+        self._index += 1
+        with self._lock:
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = self._latest = frame
+            self.frames += 1
+            self._recent.append(now)
+        self.last_frame_mono = now
+        if self._wakeup is not None:
+            self._wakeup.set()

@@ -41,7 +41,9 @@ Engines = NamedTuple("Engines", [("dir", str), ("build_on_start", bool), ("preci
 GalleryConfig = NamedTuple("GalleryConfig", [("path", str), ("report_on_change", bool), ("report_target_far", float)])
 Camera = NamedTuple("Camera", [("name", str), ("source", str), ("type", str), ("loop", bool), ("fps", float),
                                ("roi", List[int]), ("width", int), ("height", int), ("latency_ms", int),
-                               ("reconnect_max_s", float)])
+                               ("reconnect_max_s", float), ("codec", str), ("backend", str), ("transport", str),
+                               ("open_timeout_s", float), ("read_timeout_s", float), ("hires_source", str),
+                               ("hires_max_age_ms", int)])
 Recognition = NamedTuple("Recognition", [("threshold", float), ("min_quality", float), ("det_size", int),
                                          ("det_confidence", float), ("min_face_px", int), ("track_iou", float),
                                          ("track_timeout_s", float), ("decision_min_frames", int),
@@ -157,7 +159,13 @@ CAMERA_SCHEMA = [("name", str, None, _name), ("source", str, None, lambda v: Non
                  ("type", str, "auto", _one_of("auto", "file", "v4l2", "url", "csi", "usb", "rtsp", "gstreamer")),
                  ("loop", bool, False, None), ("fps", float, 0.0, _between(0.0, 1000.0)), ("roi", list, [], None),
                  ("width", int, 0, _between(0, 16384)), ("height", int, 0, _between(0, 16384)),
-                 ("latency_ms", int, 200, _between(0, 10000)), ("reconnect_max_s", float, 30.0, _between(0.1, 3600))]
+                 ("latency_ms", int, 200, _between(0, 10000)), ("reconnect_max_s", float, 30.0, _between(0.1, 3600)),
+                 # issue 11: RTSP decoding, bounded opens/reads, face cut from the main stream (docs/CAMERAS.md)
+                 ("codec", str, "h264", _one_of("h264", "h265", "mjpeg")),
+                 ("backend", str, "auto", _one_of("auto", "gstreamer", "ffmpeg")),
+                 ("transport", str, "auto", _one_of("auto", "tcp", "udp")),
+                 ("open_timeout_s", float, 10.0, _between(0.5, 600)), ("read_timeout_s", float, 5.0, _between(0.5, 600)),
+                 ("hires_source", str, "", None), ("hires_max_age_ms", int, 200, _between(1, 10000))]
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
 

@@ -386,7 +386,8 @@ class Service(object):
         for camera in self.cameras:
             s = camera.stats()
             cameras[camera.name] = {"state": s.state, "fps": s.fps, "frames": s.frames, "dropped": s.dropped,
-                                    "reconnects": s.reconnects, "error": s.last_error or None}
+                                    "reconnects": s.reconnects, "error": s.last_error or None,
+                                    "backend": s.backend or None, "decoder": s.decoder or None}
         gallery = None
         summary = getattr(self.gallery, "summary", None)
         if callable(summary):

@@ -1,0 +1,96 @@
+"""A real RTSP server (GStreamer's gst-rtsp-server) for tests and `faceedge bench --live --rtsp`.
+
+Run it by path with a Python that has PyGObject and GstRtspServer (Debian: python3-gi,
+gir1.2-gst-rtsp-server-1.0; on a Jetson the system python3): it imports nothing from faceedge.
+
+    python3 edge/rtsp_server.py --port 8554 --frames DIR --fps 10 \
+        --mount door --mount main::1280x960 --mount sub::320x240 --mount h265door:h265 \
+        [--user admin --password secret]
+
+DIR holds JPEG frames 00000.jpg, 00001.jpg, ... played in a loop at --fps; every mount
+(PATH[:CODEC[:WxH]], CODEC h264 | h265 | mjpeg) serves them, encoded live and shared by its
+clients. With --user every mount asks for the credentials (RTSP Basic auth). Prints "ready PORT".
+"""
+import argparse
+import sys
+
+ENCODERS = {
+    "h264": "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} ! rtph264pay name=pay0 pt=96 "
+            "config-interval=1",
+    "h265": "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} ! rtph265pay name=pay0 pt=96 "
+            "config-interval=1",
+    "mjpeg": "jpegenc quality=85 ! rtpjpegpay name=pay0 pt=26",
+}
+
+
+def launch_line(frames, fps, codec, size):
+    scale = caps = ""
+    if size:
+        scale = " ! videoscale"
+        caps = ",width={},height={}".format(*size)
+    return ("( multifilesrc location={}/%05d.jpg loop=true caps=image/jpeg,framerate={}/1 ! jpegdec ! "
+            "videoconvert{} ! video/x-raw,format=I420{} ! {} )".format(
+                frames, fps, scale, caps, ENCODERS[codec].format(gop=max(1, fps))))
+
+
+def parse_mount(text):
+    parts = text.split(":")
+    path = "/" + parts[0].strip("/")
+    codec = (parts[1] if len(parts) > 1 and parts[1] else "h264")
+    size = None
+    if len(parts) > 2 and parts[2]:
+        width, height = parts[2].lower().split("x")
+        size = (int(width), int(height))
+    if codec not in ENCODERS:
+        raise SystemExit("unknown codec {!r} (use {})".format(codec, ", ".join(sorted(ENCODERS))))
+    return path, codec, size
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--frames", required=True)
+    parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--mount", action="append", default=[])
+    parser.add_argument("--user", default="")
+    parser.add_argument("--password", default="")
+    args = parser.parse_args(argv)
+
+    import gi
+    gi.require_version("Gst", "1.0")
+    gi.require_version("GstRtspServer", "1.0")
+    from gi.repository import GLib, Gst, GstRtspServer
+    Gst.init(None)
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    if args.user:
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+        server.set_auth(auth)
+    mounts = server.get_mount_points()
+    for text in args.mount or ["door"]:
+        path, codec, size = parse_mount(text)
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(launch_line(args.frames, args.fps, codec, size))
+        factory.set_shared(True)
+        if args.user:
+            permissions = GstRtspServer.RTSPPermissions()
+            permissions.add_permission_for_role("user", "media.factory.access", True)
+            permissions.add_permission_for_role("user", "media.factory.construct", True)
+            factory.set_permissions(permissions)
+        mounts.add_factory(path, factory)
+    if server.attach(None) == 0:
+        sys.stderr.write("rtsp_server: cannot listen on 127.0.0.1:{}\n".format(args.port))
+        return 1
+    sys.stdout.write("ready {}\n".format(server.get_bound_port()))
+    sys.stdout.flush()
+    GLib.MainLoop().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

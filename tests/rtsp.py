@@ -1,0 +1,129 @@
+"""The RTSP server fixture: GStreamer's gst-rtsp-server (edge/rtsp_server.py) in its own process.
+
+It runs on Debian's python3 (PyGObject + GstRtspServer), whatever Python runs the tests, so
+the server can be stopped, killed or paused (SIGSTOP: a stream that stalls without closing)
+while the daemon under test keeps running. Missing GStreamer skips, except in CI
+(CI=true or FACEEDGE_REQUIRE_GSTREAMER=1), where it fails.
+"""
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+
+import pytest
+
+from edge.commands.demo import free_port
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVER = os.path.join(REPO, "edge", "rtsp_server.py")
+_checked = {}
+
+
+def required():
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("FACEEDGE_REQUIRE_GSTREAMER") == "1"
+
+
+def missing(reason):
+    """Skip (here) or fail (CI): a camera test never silently disappears from CI."""
+    if required():
+        pytest.fail("required for the camera tests in CI: " + reason)
+    pytest.skip(reason)
+
+
+def gst_python():
+    """A Python with gi + GstRtspServer (Debian's python3), or skip/fail."""
+    python = os.environ.get("FACEEDGE_GST_PYTHON", "/usr/bin/python3")
+    if python not in _checked:
+        code = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
+                "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+                "import sys; sys.exit(0 if Gst.ElementFactory.find('x264enc') else 3)")
+        try:
+            _checked[python] = subprocess.call([python, "-I", "-c", code], stderr=subprocess.DEVNULL) == 0
+        except OSError:
+            _checked[python] = False
+    if not _checked[python]:
+        missing("no GStreamer RTSP server for {} (apt: gir1.2-gst-rtsp-server-1.0 python3-gi "
+                "gstreamer1.0-plugins-ugly; .ci/setup-gstreamer.sh installs them)".format(python))
+    return python
+
+
+def opencv_gstreamer():
+    """This venv's cv2 if it was built with GStreamer (Debian's / JetPack's), else skip/fail."""
+    import cv2
+    from edge.daemon.camera import has_gstreamer
+    if not has_gstreamer(cv2):
+        missing("this OpenCV ({}) has no GStreamer: pip's wheels never do; these tests run in the "
+                "Debian venv (.venv/debian, Debian's python3-opencv)".format(cv2.__version__))
+    return cv2
+
+
+class RtspServer(object):
+    """mounts: "door", "main::1280x960", "h265:h265", ... (PATH[:CODEC[:WxH]])."""
+
+    def __init__(self, frames_dir, mounts=("door",), fps=10, user="", password=""):
+        self.python = gst_python()
+        self.frames_dir, self.mounts, self.fps = frames_dir, list(mounts), fps
+        self.user, self.password = user, password
+        self.port = free_port()
+        self.proc = None
+
+    def start(self, limit=30.0):
+        command = [self.python, "-I", SERVER, "--port", str(self.port), "--frames", self.frames_dir,
+                   "--fps", str(self.fps)]
+        for mount in self.mounts:
+            command += ["--mount", mount]
+        if self.user:
+            command += ["--user", self.user, "--password", self.password]
+        self.log = tempfile.TemporaryFile()      # a pipe nobody reads could fill and stall the server
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log)
+        line = []
+        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()))
+        reader.daemon = True
+        reader.start()
+        reader.join(limit)
+        if not line or not line[0].startswith(b"ready"):
+            self.log.seek(0)
+            error = self.log.read()[-2000:]
+            self.stop()
+            raise RuntimeError("RTSP server did not start: {}".format(error))
+        return self
+
+    def url(self, mount="door", user=None, password=None):
+        auth = "{}:{}@".format(user, password) if user is not None else ""
+        return "rtsp://{}127.0.0.1:{}/{}".format(auth, self.port, mount)
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+        self.proc = None
+
+
+class SilentServer(object):
+    """A TCP port that accepts connections and never answers (a hung camera)."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
