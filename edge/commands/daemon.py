@@ -89,6 +89,8 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
         service = holder.get("service")
         if service is not None:
             service._wakeup.set()
+        if holder.get("shared") is not None:
+            holder["shared"].poke()
 
     try:
         from edge.daemon.gallery_commands import GalleryCommandHandler
@@ -109,6 +111,16 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
         handler = GalleryCommandHandler(gallery, pipeline, config.limits, on_change, publisher=publisher,
                                         discovery=Discovery(config, publisher.publish_raw), live=live, report=report)
         hooks = [live] + list(hooks or [])
+    if config.gallery.shared_id:
+        from edge.daemon.shared_gallery import SharedGallery
+        announce = handler.announce if handler is not None else (lambda: None)
+
+        def synced():       # a change from another door: new matcher, gallery/state, HA entities
+            on_change()
+            announce()
+        shared = holder["shared"] = SharedGallery(config, gallery, pipeline, publisher, on_change=synced)
+        handler = shared.wrap(handler) if handler is not None else None
+        shared.start()
     from edge.daemon.presence import Presence
     presence = Presence(publisher.publish_presence, lambda: [p.name for p in gallery.list_people()])
     publisher.on_connected(presence.republish)

@@ -38,7 +38,8 @@ Models = NamedTuple("Models", [("profile", str), ("dir", str), ("backend", str),
                                ("detector", str), ("recognizer", str)])  # derived "family:path" or ""
 Engines = NamedTuple("Engines", [("dir", str), ("build_on_start", bool), ("precision", str), ("max_batch", int),
                                  ("calibration_dir", str)])
-GalleryConfig = NamedTuple("GalleryConfig", [("path", str), ("report_on_change", bool), ("report_target_far", float)])
+GalleryConfig = NamedTuple("GalleryConfig", [("path", str), ("report_on_change", bool), ("report_target_far", float),
+                                             ("shared_id", str), ("shared_writer", bool)])
 Camera = NamedTuple("Camera", [("name", str), ("source", str), ("type", str), ("loop", bool), ("fps", float),
                                ("roi", List[int]), ("width", int), ("height", int), ("latency_ms", int),
                                ("reconnect_max_s", float), ("codec", str), ("backend", str), ("transport", str),
@@ -128,7 +129,11 @@ SCHEMA = {
                 ("precision", str, "auto", _one_of("auto", "fp16", "int8", "fp32")),
                 ("max_batch", int, 32, _between(1, 1024)), ("calibration_dir", str, "", None)],
     "gallery": [("path", str, "", None), ("report_on_change", bool, True, None),
-                ("report_target_far", float, 0.001, _between(1e-6, 0.5))],
+                ("report_target_far", float, 0.001, _between(1e-6, 0.5)),
+                # many doors, one gallery (docs/MANY_DOORS.md): "" = a private gallery
+                ("shared_id", str, "", lambda v: None if not v or _NAME.match(v) else "must be 1-64 letters, digits, "
+                 "'_' or '-'"),
+                ("shared_writer", bool, True, None)],
     "recognition": [("threshold", float, 0.0, _between(0.0, 1.0)), ("min_quality", float, 0.35, _between(0.0, 1.0)),
                     ("det_size", int, 640, lambda v: None if 64 <= v <= 4096 and v % 32 == 0
                      else "must be a multiple of 32 between 64 and 4096"),

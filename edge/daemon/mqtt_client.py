@@ -20,6 +20,11 @@ def _code(value):
     return int(getattr(value, "value", value) or 0)
 
 
+def topic_matches(topic_filter, topic):
+    # type: (str, str) -> bool
+    return bool(mqtt.topic_matches_sub(topic_filter, topic))
+
+
 def paho_client(client_id, clean_session=True):
     # type: (str, bool) -> mqtt.Client
     """A paho client with the version 2 callbacks on paho 2.x, the only ones on 1.6."""

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from edge.daemon.config import Config
 from edge.daemon.discovery import UNKNOWN_SLUG, person_slug
 from edge.daemon.events import iso_utc
-from edge.daemon.mqtt_client import MqttClient
+from edge.daemon.mqtt_client import MqttClient, topic_matches
 from edge.daemon.outbox import Entry, Outbox
 from edge.daemon.telemetry import Telemetry
 
@@ -47,6 +47,7 @@ class Publisher(object):
         self._running = False
         self._command_handler = None  # type: Optional[Callable[[bytes], None]]
         self._connect_hooks = []  # type: List[Callable[[], None]]
+        self._subscriptions = []  # type: List[Tuple[str, Callable[[str, bytes], None]]]
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-outbox")
         self._sender.daemon = True
         self.published_events = 0
@@ -77,6 +78,12 @@ class Publisher(object):
         """hook() after every (re)connect, on paho's thread: e.g. republish retained state."""
         self._connect_hooks.append(hook)
 
+    def subscribe(self, topic_filter, handler):
+        # type: (str, Callable[[str, bytes], None]) -> None
+        """handler(topic, payload) for topic_filter (QoS 1, subscribed on every connect before the
+        connect hooks run); called on paho's thread: hand work off quickly."""
+        self._subscriptions.append((topic_filter, handler))
+
     def start(self):
         # type: () -> None
         self._running = True
@@ -87,6 +94,8 @@ class Publisher(object):
     def _connected(self):
         self._client.publish(self.topic("available"), "online", qos=1, retain=True)
         self._client.subscribe(self.topic("gallery/set"), qos=1)
+        for topic_filter, _ in self._subscriptions:
+            self._client.subscribe(topic_filter, qos=1)
         for hook in self._connect_hooks:
             try:
                 hook()
@@ -103,6 +112,10 @@ class Publisher(object):
     def _message(self, topic, payload):
         if topic == self.topic("gallery/set") and self._command_handler is not None:
             self._command_handler(payload)
+            return
+        for topic_filter, handler in self._subscriptions:
+            if topic_matches(topic_filter, topic):
+                handler(topic, payload)
 
     # -- the outbox sender ---------------------------------------------------------------
     def _send_loop(self):
