@@ -42,15 +42,12 @@ class Pki(object):
 
 
 def acl(devices, writers):
-    """The ACL of docs/MANY_DOORS.md, user by user."""
-    lines = []
+    """The ACL of docs/MANY_DOORS.md (prefix fe, gallery house)."""
+    lines = ["pattern readwrite {}/%u/#".format(PREFIX),
+             "pattern write homeassistant/binary_sensor/faceedge_%u/#"]
     for device in devices:
-        lines += ["user " + device,
-                  "topic readwrite {}/{}/#".format(PREFIX, device),
-                  "topic read {}/_gallery/{}/#".format(PREFIX, SHARED),
-                  "topic write homeassistant/binary_sensor/faceedge_{}/#".format(device)]
-        if device in writers:
-            lines.append("topic write {}/_gallery/{}/#".format(PREFIX, SHARED))
+        lines += ["user " + device, "topic {} {}/_gallery/{}/#".format(
+            "readwrite" if device in writers else "read", PREFIX, SHARED)]
     lines += ["user admin", "topic read #", "topic write {}/+/gallery/set".format(PREFIX),
               "user bridge", "topic readwrite {}/_gallery/#".format(PREFIX)]
     return lines
@@ -201,17 +198,29 @@ def photo_b64(path):
 
 
 def send(watch, device, command, timeout=60):
-    """A gallery command from the admin; its first answer (and the time it was received)."""
+    """A gallery command from the admin; the first answer to this sending (and when it came)."""
     topic = "{}/{}/gallery/".format(PREFIX, device)
+
+    def ours(payload):
+        try:
+            return json.loads(payload.decode("utf-8")).get("request_id") == command["request_id"]
+        except ValueError:
+            return False
+    before = len([p for p in watch.payloads(topic + "response") if ours(p)])
     watch.publish(topic + "set", json.dumps(command))
-    answer = watch.wait_json(topic + "response", lambda b: b.get("request_id") == command["request_id"],
-                             timeout=timeout)
-    return answer, time.monotonic()
+    answers = watch.wait_for(topic + "response", ours, timeout=timeout, count=before + 1)
+    return json.loads(answers[before].decode("utf-8")), time.monotonic()
 
 
 def status(watch, device, predicate, timeout=60):
     """The first retained sync status of a device (gallery/shared) matching predicate."""
     return watch.wait_json("{}/{}/gallery/shared".format(PREFIX, device), predicate, timeout=timeout)
+
+
+def caught_up(watch, *devices):
+    """Wait until each device is subscribed and has handled every retained gallery message."""
+    for device in devices:
+        status(watch, device, lambda s: s["caught_up"])
 
 
 def names_on(watch, device, names, timeout=60):

@@ -103,6 +103,7 @@ class SharedGallery(object):
     def _handle(self, kind, topic, payload):
         if kind == "connected":
             self._caught_up = False
+            self._last_status = None     # a broker that lost its retained messages gets it again
             self.engine.connected()
         elif kind == "message" and topic == self._marker:
             if payload.decode("utf-8", "replace") == self._token:
@@ -121,7 +122,9 @@ class SharedGallery(object):
         self._version = self.gallery.version
 
     def _publish_status(self):
-        status = json.dumps(self.engine.status(), sort_keys=True)
+        body = self.engine.status()
+        body["caught_up"] = self._caught_up      # subscribed and every retained message handled
+        status = json.dumps(body, sort_keys=True)
         if status != self._last_status:
             self._last_status = status
             self.publisher.publish_raw(self.publisher.topic("gallery/shared"), status, retain=True, qos=1)
