@@ -220,3 +220,89 @@ def test_door_stopped_during_three_changes_catches_up_when_started(tmp_path, fac
         watch.close()
         _stop(a, c, broker)
     assert "caught up with the broker" in c.log()
+
+
+def test_broker_restart_with_persistence_loses_nothing_without_it_doors_keep_their_gallery(
+        tmp_path, facedata, model_dir, pki):
+    from tests.broker import Subscriber
+    from tests.doors import password
+    from tests.faults import wait_until
+    devices = ["door-a", "door-r"]
+    broker = GalleryBroker(tmp_path / "broker", pki, devices, writers=["door-a"])
+    a, r = Door(tmp_path, model_dir, broker, "door-a"), Door(tmp_path, model_dir, broker, "door-r", writer=False)
+    watch = broker.observer()
+    lost = None
+    try:
+        a.start()
+        r.start()
+        caught_up(watch, *devices)
+        _enroll(watch, "door-a", "obama", "obama.jpg", facedata, "enroll-1")
+        names_on(watch, "door-r", ["obama"])
+        # a reader refuses changes, and the ACL stops one that tries to write the gallery anyway
+        answer, _ = send(watch, "door-r", {"request_id": "remove-r", "action": "remove", "name": "obama"})
+        assert answer["ok"] is False and "shared_writer = false" in answer["error"], answer
+        forger = Subscriber(broker.port, ["fe/door-r/#"], username="door-r", password=password("door-r"))
+        forger.publish("fe/_gallery/house/manifest", b"", retain=True)
+        forger.close()
+
+        watch.close()
+        broker.restart()                                          # persistence on
+        for door in (a, r):
+            wait_until(lambda: door.log().count("caught up with the broker") >= 2, what=door.device + " back")
+        watch = broker.observer()
+        manifest = json.loads(watch.wait_for("fe/_gallery/house/manifest")[0])
+        assert list(manifest["people"].values()) == [1], manifest
+        names_on(watch, "door-r", ["obama"])
+        assert "lost its retained" not in a.log() + r.log()
+
+        a.stop()                                                  # no writer online...
+        watch.close()
+        broker.stop()                                             # ...and the broker forgets everything
+        lost = GalleryBroker(tmp_path / "broker-no-persistence", pki, devices, writers=["door-a"],
+                             persistence=False, port=broker.port, tls_port=broker.tls_port)
+        watch = lost.observer()
+        warned = status(watch, "door-r", lambda s: s["warning"] is not None)
+        assert "lost its retained messages" in warned["warning"] and "until a writer republishes" in warned["warning"]
+        assert warned["people"] == 1
+        names_on(watch, "door-r", ["obama"])                     # kept, and still matched against
+        healed = lambda s: s["warning"] is None and s["in_sync"] and s["people"] == 1
+        before = len([b for b in watch.json("fe/door-r/gallery/shared") if healed(b)])
+        a.start()                                                 # the writer republishes its copy
+        watch.wait_for("fe/door-r/gallery/shared", lambda p: healed(json.loads(p)), count=before + 1)
+        assert "republishing it (this device is a writer)" in a.log()
+    finally:
+        watch.close()
+        _stop(a, r, broker)
+        if lost is not None:
+            lost.stop()
+
+
+def test_two_models_share_one_gallery_each_matching_with_its_own_embeddings(tmp_path, facedata, model_dir, pki):
+    from edge.gallery import Gallery
+    devices = ["door-a", "door-b"]
+    broker = GalleryBroker(tmp_path / "broker", pki, devices, writers=devices)
+    a = Door(tmp_path, model_dir, broker, "door-a")                                   # SFace, 128-d
+    b = Door(tmp_path, model_dir, broker, "door-b", video=_video(tmp_path, facedata), profile="arcface-mbf")
+    watch = broker.observer()
+    try:
+        a.start()
+        b.start()
+        caught_up(watch, *devices)
+        _enroll(watch, "door-a", "obama", "obama.jpg", facedata, "enroll-1")
+        wall = time.time()
+        recognised(watch, "door-b", "obama", wall)         # ArcFace matching, embedded from A's shared crop
+        _enroll(watch, "door-b", "biden", "biden.jpg", facedata, "enroll-2")
+        for device in devices:
+            watch.wait_json("fe/{}/gallery/state".format(device),
+                            lambda s: sorted(s["names"]) == ["biden", "obama"] and len(s["fingerprints"]) == 2)
+    finally:
+        watch.close()
+        _stop(a, b, broker)
+    # every sample has an embedding of each device's own model: A's own (SFace) or made from B's
+    # crop, B's own (ArcFace) or made from A's crop; the other model's vector came with the message
+    dims = {}
+    for door in (a, b):
+        with Gallery(door.gallery_path) as gallery:
+            dims[door.device] = [sorted(len(v) for v in gallery.sample_embeddings(s.id).values())
+                                 for s in gallery.samples()]
+    assert dims == {"door-a": [[128], [128, 512]], "door-b": [[128, 512], [512]]}, dims

@@ -98,6 +98,7 @@ class SyncEngine(object):
         """A (re)connect: the retained messages follow, then on_retained_done()."""
         with self._lock:
             self._manifest_since_connect = False
+            self.manifest = None        # in sync means with what this broker holds now
 
     def on_person(self, uid, payload):
         # type: (str, bytes) -> None
