@@ -25,7 +25,7 @@ def add_live_options(parser):
 
 
 def _setup(args):
-    """(camera spec, pipeline, gallery, threshold, confident margin)."""
+    """(camera spec, pipeline, gallery, (false_match_rate, threshold override), confident margin)."""
     from edge.daemon.camera import spec_from
     if args.config:
         from edge.commands.daemon import open_pipeline_for
@@ -36,11 +36,12 @@ def _setup(args):
         spec = spec_from(named[args.camera]) if args.camera in named else _source_spec(args.camera)
         pipeline = open_pipeline_for(config)
         gallery = Gallery(args.gallery or config.gallery.path)
-        threshold = config.recognition.threshold or pipeline.threshold
-        return spec, pipeline, gallery, threshold, config.recognition.confident_margin
+        rule = (config.recognition.false_match_rate, config.recognition.threshold or None)
+        return spec, pipeline, gallery, rule, config.recognition.confident_margin
     from edge.commands._options import open_gallery_from_args, pipeline_from_args
+    from edge.open_set import DEFAULT_FALSE_MATCH_RATE
     pipeline = pipeline_from_args(args)
-    return _source_spec(args.camera), pipeline, open_gallery_from_args(args), pipeline.threshold, 0.05
+    return _source_spec(args.camera), pipeline, open_gallery_from_args(args), (DEFAULT_FALSE_MATCH_RATE, None), 0.05
 
 
 def _source_spec(source):
@@ -55,7 +56,7 @@ def run_camera(args):
     from edge.daemon.camera import Camera
     from edge.daemon.sample_collector import MAX_SAMPLES, LiveRequest, SampleCollector, default_min_samples, progress_json
     from edge.gallery.store import validate_name
-    from edge.matching import Matcher
+    from edge.open_set import matcher_for
 
     if not 1 <= args.samples <= MAX_SAMPLES:
         raise FaceEdgeError("--samples must be between 1 and {}".format(MAX_SAMPLES))
@@ -65,10 +66,11 @@ def run_camera(args):
     if not 1 <= min_samples <= args.samples:
         raise FaceEdgeError("--min-samples must be between 1 and --samples")
     name = validate_name(args.name)
-    spec, pipeline, gallery, threshold, margin = _setup(args)
+    spec, pipeline, gallery, (false_match_rate, override), margin = _setup(args)
     try:
         reembed_missing(gallery, pipeline, quiet=True)
-        matcher = Matcher.from_gallery(gallery, pipeline.recognizer_fingerprint, threshold)
+        matcher, rule = matcher_for(gallery, pipeline, false_match_rate, override)
+        threshold = rule.threshold
         request = LiveRequest(None, name, spec.name, float(args.seconds), args.samples, min_samples)
         wake = threading.Event()
         camera = Camera(spec, wakeup=wake, backoff_start_s=0.5)

@@ -1,11 +1,12 @@
-"""`faceedge eval lfw|detect`: accuracy on standard benchmarks, through the whole pipeline."""
+"""`faceedge eval lfw|detect|identify|impostors`: accuracy on standard benchmarks, through the
+whole pipeline."""
 import json
 import sys
 
 from edge.batch_reader import map_images
+from edge.commands._eval_identify import embed_photos, register_identify
 from edge.commands._options import add_model_options, pipeline_from_args
 from edge.evaluation import detection, lfw
-from edge.pipeline import central_face
 from edge.progress import ProgressBar
 
 
@@ -27,6 +28,7 @@ def register(subparsers):
     det_parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_model_options(det_parser)
     det_parser.set_defaults(func=run_detect)
+    register_identify(sub)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -34,17 +36,7 @@ def run_lfw(args):
     pairs = lfw.read_pairs(args.pairs, args.root)
     pipeline = pipeline_from_args(args, min_quality=0.0, threads=1)
     paths = sorted(set(p.left for p in pairs) | set(p.right for p in pairs))
-    embeddings = {}
-    bar = ProgressBar(len(paths), "embedding")
-
-    def central(image, path):
-        height, width = image.shape[:2]
-        return central_face(pipeline.process(image, path), width, height)
-
-    for item, face in map_images(paths, central):
-        embeddings[item.path] = face.embedding if face is not None else None
-        bar.update()
-    bar.close()
+    embeddings = embed_photos(pipeline, paths)
     report = lfw.evaluate(pairs, embeddings)
     if args.json:
         print(json.dumps(dict(report._asdict(), profile=args.profile, flip=pipeline.recognizer.flip, det_size=args.det_size)))

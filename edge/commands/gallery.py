@@ -49,7 +49,10 @@ def register(subparsers):
     p.add_argument("--json", action="store_true", help="the report as one JSON document")
     p.add_argument("--target-far", type=float, default=1e-3,
                    help="false-accept rate (share of pairs of different people) to aim at (default: %(default)g)")
-    p.add_argument("--threshold", type=float, help="also show what this threshold does (e.g. the configured one)")
+    p.add_argument("--threshold", type=float,
+                   help="show what this threshold does (default: the rule in force for this gallery)")
+    p.add_argument("--false-match-rate", type=float, default=0.01,
+                   help="the rule's target share of strangers matched to anyone (default: %(default)s)")
     p.add_argument("--fingerprint", action="append", help="only this model fingerprint (repeatable)")
     p.add_argument("--plot", metavar="PNG", help="plot the distributions (needs matplotlib: pip install 'faceedge[plot]')")
     p.set_defaults(func=run_report)
@@ -156,7 +159,7 @@ def run_report(args):
                 if fingerprint not in known:
                     raise FaceEdgeError("no embeddings for model {} in the gallery (models: {})".format(
                         fingerprint, ", ".join(sorted(known)) or "none"))
-        report = build_report(gallery, target, args.threshold, args.fingerprint)
+        report = build_report(gallery, target, args.threshold, args.fingerprint, args.false_match_rate)
     if args.plot:
         if plot_report(report, args.plot):
             print("plot written to {}".format(args.plot), file=sys.stderr)
@@ -184,13 +187,22 @@ def run_report(args):
             print("  suggested threshold for FAR {:g}: {:.3f} (gallery pairs: FAR {}, FRR {})".format(
                 report.data["target_far"], model["suggested_threshold"], rates["false_accept_rate"],
                 rates["false_reject_rate"]))
-        if model["at_threshold"]:
-            rates = model["at_threshold"]
-            print("  at threshold {:.3f}: FAR {}, FRR {}".format(rates["threshold"], rates["false_accept_rate"],
-                                                              rates["false_reject_rate"]))
         if model["note"]:
             print("  note: " + model["note"])
+        _print_in_force(model)
     return 0
+
+
+def _print_in_force(model):
+    rates, rule = model["at_threshold"], model["rule"]
+    if not rates:
+        return
+    print("  threshold in force {:.4f} ({}): FAR {}, FRR {}".format(
+        rates["threshold"], rule["source"] if rule["source"] != "table" else "false_match_rate {:g} at {} people"
+        .format(rule["false_match_rate"], rule["people"]), rates["false_accept_rate"], rates["false_reject_rate"]))
+    print("  people close enough to be confused at it: {}".format(model["confusable_pairs"] or "none"))
+    for pair in model["confusable"]:
+        print("    {} and {} ({:.3f})".format(pair["names"][0], pair["names"][1], pair["similarity"]))
 
 
 def run_reembed(args):

@@ -7,7 +7,7 @@ from edge.batch_reader import map_images
 from edge.commands._options import add_gallery_option, add_model_options, open_gallery_from_args, pipeline_from_args
 from edge.commands.gallery import reembed_missing
 from edge.errors import FaceEdgeError
-from edge.matching import Matcher
+from edge.open_set import DEFAULT_FALSE_MATCH_RATE, describe, matcher_for
 
 
 def register(subparsers):
@@ -19,7 +19,10 @@ def register(subparsers):
                     "identity null and similarity 0.")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--json", action="store_true", help="JSON lines (default: a readable line per face)")
-    parser.add_argument("--threshold", type=float, help="cosine threshold (default: the model's)")
+    parser.add_argument("--threshold", type=float,
+                        help="fixed cosine threshold (default: derived from --false-match-rate and the gallery size)")
+    parser.add_argument("--false-match-rate", type=float, default=DEFAULT_FALSE_MATCH_RATE,
+                        help="share of strangers' faces allowed to match anyone (default: %(default)s)")
     parser.add_argument("--annotate", metavar="OUT",
                         help="write the image with boxes, names (or unknown) and similarity to OUT; with several "
                              "images OUT is a directory (created) and each keeps its file name")
@@ -56,8 +59,8 @@ def run(args):
     pipeline = pipeline_from_args(args, threads=1)
     gallery = open_gallery_from_args(args)
     reembed_missing(gallery, pipeline)   # after a model change, the kept crops are embedded once
-    matcher = Matcher.from_gallery(gallery, pipeline.recognizer_fingerprint,
-                                   args.threshold if args.threshold is not None else pipeline.threshold)
+    matcher, rule = matcher_for(gallery, pipeline, args.false_match_rate, args.threshold)
+    print(describe(rule), file=sys.stderr)
     if not len(matcher.index or ()) and gallery.summary().samples:
         print("warning: the gallery has samples but none for the active model {}; imported embeddings "
               "match only under the --fingerprint they were imported with".format(pipeline.recognizer_fingerprint[:12]),

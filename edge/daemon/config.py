@@ -48,7 +48,8 @@ Camera = NamedTuple("Camera", [("name", str), ("source", str), ("type", str), ("
 Recognition = NamedTuple("Recognition", [("threshold", float), ("min_quality", float), ("det_size", int),
                                          ("det_confidence", float), ("min_face_px", int), ("track_iou", float),
                                          ("track_timeout_s", float), ("decision_min_frames", int),
-                                         ("confident_margin", float), ("flip", str)])
+                                         ("confident_margin", float), ("flip", str),
+                                         ("false_match_rate", float)])
 _Mqtt = NamedTuple("Mqtt", [("host", str), ("port", int), ("prefix", str), ("client_id", str), ("username", str),
                            ("password", str), ("password_file", str), ("tls_ca", str), ("tls_cert", str),
                            ("tls_key", str), ("tls_insecure", bool), ("qos", int), ("keepalive", int),
@@ -141,7 +142,9 @@ SCHEMA = {
                     ("track_iou", float, 0.3, _between(0.0, 1.0)), ("track_timeout_s", float, 1.5, _between(0.05, 3600)),
                     ("decision_min_frames", int, 3, _between(1, 1000)),
                     ("confident_margin", float, 0.05, _between(0.0, 1.0)),
-                    ("flip", str, "auto", _one_of("auto", "yes", "no"))],
+                    ("flip", str, "auto", _one_of("auto", "yes", "no")),
+                    # share of strangers' faces matched to anyone at this gallery's size (edge.open_set)
+                    ("false_match_rate", float, 0.01, _between(1e-6, 0.5))],
     "mqtt": [("host", str, "localhost", None), ("port", int, 1883, _between(1, 65535)),
              ("prefix", str, "faceedge", _topic_part), ("client_id", str, "", None),
              ("username", str, "", None), ("password", str, "", None), ("password_file", str, "", None),

@@ -1,7 +1,14 @@
 """Identity of a track, decided from several frames weighted by face quality.
 
-Each usable frame votes for its match (a name, or None for a stranger) with weight = quality;
-the identity with the most weight wins, so one blurred frame cannot rename a person.
+Each usable frame votes for its match (a name, or None for a stranger) with weight = quality.
+A name wins only with a majority: at least `min_frames` votes and at least half of the track's
+usable vote weight; otherwise the track is unknown. So one blurred frame cannot rename a person,
+and a stranger seen in 50 frames does not get 50 chances: every frame is already held to the
+open-set threshold (a share p of a stranger's frames matched, edge.open_set), and one or two
+misfires never make a majority. With independent frames a stranger's track is named with
+probability about C(2m, m) p^m (m = min_frames: 2e-5 for p = 1 %, m = 3); with identical
+frames, p. Either way the per-track false-match rate stays at or below the per-frame target
+(tests/test_decisions.py measures both).
 """
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
@@ -65,19 +72,19 @@ class TrackDecision(object):
         # type: () -> Decision
         if not self.weight:
             return Decision(None, 0.0, False)
-        identity = max(self.weight, key=lambda k: (self.weight[k], k is not None))
-        weight = self.weight[identity]
-        similarity = self.weighted_sim[identity] / weight
-        share = weight / sum(self.weight.values())
-        enough = self.votes[identity] >= self.min_frames and share >= self.min_share
-        if identity is not None:
-            confident = enough and similarity >= self.threshold + self.confident_margin
-        else:
-            confident = enough
-        if identity is not None and self.votes[identity] < self.min_frames:
-            # not enough frames to name anyone yet
-            return Decision(None, similarity, False)
-        return Decision(identity, similarity, confident)
+        total = sum(self.weight.values())
+        names = [k for k in self.weight if k is not None]
+        name = max(names, key=lambda k: self.weight[k]) if names else None
+        if name is not None and self.votes[name] >= self.min_frames and 2 * self.weight[name] >= total:
+            similarity = self.weighted_sim[name] / self.weight[name]
+            confident = self.weight[name] >= self.min_share * total and \
+                similarity >= self.threshold + self.confident_margin
+            return Decision(name, similarity, confident)
+        # no majority for a name (or not enough frames yet): unknown
+        shown = None if None in self.weight else name
+        similarity = self.weighted_sim[shown] / self.weight[shown]
+        confident = self.votes.get(None, 0) >= self.min_frames and self.weight.get(None, 0.0) >= self.min_share * total
+        return Decision(None, similarity, confident)
 
     def ready(self):
         # type: () -> bool

@@ -18,6 +18,7 @@ DEFAULT_TARGET_FAR = 1e-3
 BINS = 2000                 # histogram bins over [-1, 1]: 0.001 wide
 BLOCK_CELLS = 4000000       # similarity cells per block (16 MB of float32)
 CLOSEST_PEOPLE = 5
+MAX_CONFUSABLE = 50         # confusable pairs listed (all are counted)
 RELIABLE_TAIL = 10          # impostor pairs above the threshold needed for a trustworthy estimate
 
 Histograms = NamedTuple("Histograms", [
@@ -32,9 +33,12 @@ Report = NamedTuple("Report", [
 ])
 
 
-def build_report(gallery, target_far=DEFAULT_TARGET_FAR, threshold=None, fingerprints=None):
-    # type: (object, float, Optional[float], Optional[Sequence[str]]) -> Report
-    """The report over every fingerprint in the gallery (or those given)."""
+def build_report(gallery, target_far=DEFAULT_TARGET_FAR, threshold=None, fingerprints=None,
+                 false_match_rate=None):
+    # type: (object, float, Optional[float], Optional[Sequence[str]], Optional[float]) -> Report
+    """The report over every fingerprint in the gallery (or those given). Without a threshold,
+    each model's is the rule in force for this gallery (edge.open_set, at false_match_rate)."""
+    from edge.open_set import DEFAULT_FALSE_MATCH_RATE, derive_for_matrix
     summary = gallery.summary()
     models = []
     histograms = {}
@@ -42,9 +46,15 @@ def build_report(gallery, target_far=DEFAULT_TARGET_FAR, threshold=None, fingerp
         matrix = gallery.embeddings(fingerprint)
         keep = ~matrix.negative if len(matrix.negative) else np.zeros(0, bool)
         names = [n for n, k in zip(matrix.names, keep) if k]
+        rule = None
+        if threshold is None:
+            rule = derive_for_matrix(matrix, fingerprint, false_match_rate or DEFAULT_FALSE_MATCH_RATE)
         data, hist = model_report(matrix.vectors[keep] if len(names) else np.zeros((0, 0), np.float32),
-                                  matrix.person_ids[keep], names, target_far, threshold)
+                                  matrix.person_ids[keep], names, target_far,
+                                  threshold if rule is None else rule.threshold)
         data["fingerprint"] = fingerprint
+        data["rule"] = rule.to_json() if rule is not None else {"threshold": round(float(threshold), 4),
+                                                                "source": "given"}
         models.append(data)
         histograms[fingerprint] = hist
     document = {"version": summary.version, "generated_at": _now_iso(), "target_far": float(target_far),
@@ -74,6 +84,7 @@ def model_report(vectors, person_ids, names, target_far=DEFAULT_TARGET_FAR, thre
     best_genuine = np.full(n, -np.inf, np.float32)     # per probe, leave-one-out
     best_impostor = np.full(n, -np.inf, np.float32)
     closest = {}   # type: Dict[Tuple[int, int], float]
+    confusable = {}   # type: Dict[Tuple[int, int], float]
     block = max(1, BLOCK_CELLS // max(1, n))
     for a in range(0, n, block):
         b = min(n, a + block)
@@ -85,6 +96,8 @@ def model_report(vectors, person_ids, names, target_far=DEFAULT_TARGET_FAR, thre
         other = np.where(same, -np.inf, sims)
         best_impostor[a:b] = other.max(axis=1) if n else best_impostor[a:b]
         _closest_people(other, person_index, starts, rows, closest)
+        if threshold is not None:
+            _confusable(other, person_index, starts, rows, threshold, confusable)
         upper = np.arange(n)[None, :] > rows[:, None]   # each pair once
         for kind, mask in (("genuine", same & upper), ("impostor", ~same & upper)):
             scores = sims[mask]
@@ -105,6 +118,7 @@ def model_report(vectors, person_ids, names, target_far=DEFAULT_TARGET_FAR, thre
         suggested = min(1.0, float(np.ceil(suggested * 1e4 - 1e-9) / 1e4))
     pairs = sorted(closest.items(), key=lambda item: -item[1])[:CLOSEST_PEOPLE]
     closest_people = [{"names": [person_names[p], person_names[q]], "similarity": _r(s)} for (p, q), s in pairs]
+    alike = sorted(confusable.items(), key=lambda item: -item[1])
     data = {
         "people": int(len(people)),
         "samples": int(n),
@@ -113,6 +127,10 @@ def model_report(vectors, person_ids, names, target_far=DEFAULT_TARGET_FAR, thre
         "impostor": _summary(hist.impostor, edges, impostor_pairs, sums["impostor"], extremes["impostor"]),
         "closest_pair": closest_people[0] if closest_people else None,
         "closest_people": closest_people,
+        # pairs of enrolled people whose samples match each other at the threshold in force
+        "confusable": None if threshold is None else
+        [{"names": [person_names[p], person_names[q]], "similarity": _r(v)} for (p, q), v in alike[:MAX_CONFUSABLE]],
+        "confusable_pairs": None if threshold is None else len(alike),
         "stranger_max": _r(extremes["impostor"][1]) if impostor_pairs else None,
         "suggested_threshold": _r(suggested),
         "reliable": reliable,
@@ -140,6 +158,18 @@ def _closest_people(other, person_index, starts, rows, closest):
             key = (min(p, q), max(p, q))
             if score > closest.get(key, -np.inf):
                 closest[key] = score
+
+
+def _confusable(other, person_index, starts, rows, threshold, confusable):
+    # type: (np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, Dict[Tuple[int, int], float]) -> None
+    """Pairs of people where a sample of one scores at or above the threshold against the other."""
+    if len(starts) < 2:
+        return
+    per_person = np.maximum.reduceat(other, starts, axis=1)
+    for r, q in zip(*np.nonzero(per_person >= threshold)):
+        p = int(person_index[rows[r]])
+        key = (min(p, int(q)), max(p, int(q)))
+        confusable[key] = max(confusable.get(key, -np.inf), float(per_person[r, q]))
 
 
 def _threshold(top, impostor_pairs, target_far):
