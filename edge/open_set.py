@@ -14,11 +14,15 @@ impostors`); a model without a table falls back to its gallery's own leave-one-o
 scores (edge.gallery.report), and the rule says so.
 """
 import json
+import logging
 import math
 import os
+import threading
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+
+log = logging.getLogger("faceedge.open_set")
 
 DEFAULT_FALSE_MATCH_RATE = 0.01
 TABLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "impostor_quantiles.json")
@@ -173,3 +177,64 @@ def describe(rule):
         rule.threshold, rule.people, rule.false_match_rate, rule.per_comparison_far or 0.0,
         rule.basis.get("measured_on") or rule.source)
     return text + ("; " + rule.basis["note"] if rule.basis.get("note") else "")
+
+
+class RuleSource(object):
+    """The daemon's rule for one model over a live gallery: derived once per gallery version
+    (the matcher thread, gallery/state and stats all ask; the fallback costs O(samples^2))."""
+
+    def __init__(self, gallery, fingerprint, flip=None, model_default=None, false_match_rate=DEFAULT_FALSE_MATCH_RATE,
+                 override=None):
+        # type: (object, str, Optional[bool], Optional[float], float, Optional[float]) -> None
+        self.gallery = gallery
+        self.fingerprint = fingerprint
+        self.flip = flip
+        self.model_default = model_default
+        self.false_match_rate = false_match_rate
+        self.override = override or None
+        self._cached = None     # (key, Rule)
+        self._lock = threading.Lock()
+
+    def configure(self, false_match_rate, override):
+        # type: (float, Optional[float]) -> None
+        """New settings (a reload): the next rule() derives again."""
+        with self._lock:
+            self.false_match_rate, self.override = float(false_match_rate), override or None
+
+    def rule(self, matrix=None, version=None):
+        # type: (object, Optional[int]) -> Rule
+        """The rule at this gallery version (matrix: gallery.embeddings(fingerprint), if at hand)."""
+        version = self.gallery.version if version is None else version
+        with self._lock:
+            key = (version, self.false_match_rate, self.override)
+            if self._cached is not None and self._cached[0] == key:
+                return self._cached[1]
+            if matrix is None:
+                matrix = self.gallery.embeddings(self.fingerprint)
+            rule = derive_for_matrix(matrix, self.fingerprint, self.false_match_rate, self.override, self.flip,
+                                     self.model_default)
+            self._cached = (key, rule)
+        return rule
+
+    def matcher(self, gallery, fingerprint, _threshold=None, top_k=3):
+        """A matcher factory (gallery, fingerprint, threshold) -> Matcher at the rule in force; the
+        threshold argument is superseded by the rule (it already holds any override)."""
+        from edge.matching import Matcher
+        version = gallery.version
+        matrix = gallery.embeddings(fingerprint)
+        rule = self.rule(matrix, version)
+        log.info("open-set rule: %s", describe(rule))
+        return Matcher(matrix.vectors, matrix.person_ids, matrix.names, matrix.negative, rule.threshold, top_k)
+
+    def state(self):
+        # type: () -> dict
+        """For stats and gallery/state: the rule, and samples this model cannot use."""
+        data = self.rule().to_json()
+        data["model"] = self.fingerprint[:12]
+        unusable = getattr(self.gallery, "unusable_samples", None)
+        if callable(unusable):
+            count, names = unusable(self.fingerprint)
+            data["not_usable"] = {"samples": count, "people": names,
+                                  "why": "imported as embeddings of another model, without face crops: "
+                                         "enroll these people again" if count else None}
+        return data

@@ -505,6 +505,17 @@ class Gallery(object):
                 (fingerprint,)).fetchall()
         return [int(r[0]) for r in rows]
 
+    def unusable_samples(self, fingerprint):
+        # type: (str) -> Tuple[int, List[str]]
+        """(samples, their people's names) this model cannot use: no embedding for it and no crop
+        to make one (embeddings imported from another model)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT p.name FROM samples s JOIN people p ON p.id = s.person_id WHERE s.crop IS NULL AND "
+                "NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.sample_id = s.id AND e.fingerprint=?)",
+                (fingerprint,)).fetchall()
+        return len(rows), sorted(set(r[0] for r in rows))
+
     def reembed(self, fingerprint, embed_fn, batch=32, progress=None):
         # type: (str, Callable[[List[np.ndarray]], np.ndarray], int, Optional[Callable[[int], None]]) -> int
         """Embed every stored crop that has no embedding for this fingerprint (a new model).
