@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 from edge.daemon import gstreamer, rtsp_probe
 from edge.errors import FaceEdgeError
@@ -121,10 +121,9 @@ def backend_for(spec, kind):
 def _ffmpeg_capture(cv2, spec):
     url = gstreamer.stream_url(spec.source)
     if hasattr(cv2, "CAP_PROP_READ_TIMEOUT_MSEC"):
-        # OpenCV >= 4.5.2 bounds FFmpeg's own waits. After such a timeout FFmpeg still hands out a
-        # stale buffered frame, so its bound is only the backstop that ends a session we gave up.
+        # OpenCV >= 4.5.2 bounds FFmpeg's own waits: the backstop that ends a session we gave up.
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(spec.open_timeout_s * 1000) + 1000,
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(spec.read_timeout_s * 2000) + 1000]
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(spec.read_timeout_s * 1000) + 1000]
         return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
     return cv2.VideoCapture(url, cv2.CAP_FFMPEG)
 
@@ -209,7 +208,7 @@ class Camera(object):
         self._frame = None     # type: Optional[Frame]
         self._latest = None    # type: Optional[Frame]
         self._thread = None    # type: Optional[threading.Thread]
-        self._session = None   # type: Optional[_Session]
+        self._sessions = []    # type: List[_Session]
         self._recent = collections.deque(maxlen=60)
         self._index = 0
         self.state = "starting"
@@ -238,9 +237,14 @@ class Camera(object):
         return self
 
     def stop(self, timeout=5.0):
+        """Stop capturing; waits (bounded) for sessions still inside OpenCV, which must not be
+        left running into interpreter shutdown."""
         self._stop.set()
+        deadline = time.monotonic() + max(timeout, self.spec.read_timeout_s + 2.0)
         if self._thread is not None:
             self._thread.join(timeout)
+        for session in list(self._sessions):
+            session.done.wait(max(0.0, deadline - time.monotonic()))
 
     def take(self):
         # type: () -> Optional[Frame]
@@ -323,7 +327,7 @@ class Camera(object):
         # type: () -> str
         """Run one session; its outcome, or why it was given up."""
         session = _Session()
-        self._session = session
+        self._sessions = [s for s in self._sessions if not s.done.is_set()] + [session]
         thread = threading.Thread(target=self._session_main, args=(session,),
                                   name="capture-" + self.spec.name)
         thread.daemon = True
@@ -387,10 +391,14 @@ class Camera(object):
         next_due = time.monotonic()
         last_kept = 0.0
         got_any = False
+        live = self.kind in LIVE_KINDS
         while not self._stop.is_set() and not session.abandoned:
+            began = time.monotonic()
             ok, image = cap.read()
             if session.abandoned:
                 break
+            if live and time.monotonic() - began > self.spec.read_timeout_s:
+                return self._stalled()     # a back-end's own timeout may end in a stale frame
             if not ok or image is None:
                 if self.kind == "file":
                     return "ended"

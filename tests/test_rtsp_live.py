@@ -1,0 +1,134 @@
+"""The daemon (`python -m edge run`) on a live RTSP stream from the real GStreamer RTSP server.
+
+Back-end `auto`: FFmpeg with pip's OpenCV, GStreamer (rtspsrc ! ... ! avdec_h264) in the Debian
+venv (run-tests.sh runs this file in both).
+"""
+import json
+import time
+
+import pytest
+
+from tests.broker import Broker, Subscriber
+from tests.faults import Daemon, last_stats, stats_bodies, wait_until
+from tests.media import known
+from tests.rtsp import RtspServer, SilentServer
+from tests.test_daemon_run import gallery, pipeline, write_config  # noqa: F401 (fixtures)
+
+ROOT = "fe/testcam"
+USER, SECRET = "admin", "s3cret-pw"
+
+
+@pytest.fixture(scope="module")
+def face_frames(tmp_path_factory, facedata):
+    from edge.demo_media import render_frames, write_frames
+    from edge.imageio import read_image
+    directory = str(tmp_path_factory.mktemp("frames"))
+    write_frames(directory, render_frames([(read_image(known(facedata, "obama2.jpg")), 4.0)], fps=10.0))
+    return directory
+
+
+def _events(sub, after=0):
+    return [json.loads(p) for p in sub.payloads(ROOT + "/events")][after:]
+
+
+def _door(stats):
+    return stats["cameras"]["door"]
+
+
+def test_daemon_on_rtsp_recognises_loses_the_server_and_recovers(tmp_path, face_frames, gallery, facedata,
+                                                                model_dir):
+    server = RtspServer(face_frames, user=USER, password=SECRET).start()
+    broker = Broker(tmp_path / "mosquitto")
+    url = server.url("door", USER, SECRET)
+    config = write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, gallery.path, broker.port,
+                          [{"name": "door", "source": url, "type": "rtsp", "latency_ms": 100,
+                            "read_timeout_s": 2.0, "open_timeout_s": 4.0, "reconnect_max_s": 1.0}])
+    gallery.close()
+    sub = Subscriber(broker.port, [ROOT + "/#"])
+    daemon = Daemon(config).start()
+    try:
+        wait_until(lambda: any(e["identity"] == "obama" for e in _events(sub)), 120, "obama recognised")
+        up = last_stats(sub, lambda s: _door(s)["state"] == "open" and _door(s)["frames"] > 10)
+        daemon.wait_notify("WATCHDOG=1", after=time.monotonic())
+        server.stop()                    # killed mid-stream
+        stopped = time.monotonic()
+        seen = len(stats_bodies(sub))
+        lost = last_stats(sub, lambda s: _door(s)["state"] == "reconnecting", after_count=seen, limit=30)
+        lost_after_s = time.monotonic() - stopped
+        wait_until(lambda: any(e["type"] == "end" for e in _events(sub)), 30, "the open track's end event")
+        time.sleep(2 * daemon.watchdog_s + 1.0)       # the staleness window, then silence
+        quiet_from = time.monotonic()
+        time.sleep(3.0)
+        quiet_to = time.monotonic()
+        before = len(_events(sub))
+        server.start()                   # same port: the daemon must find it again by itself
+        restarted = time.monotonic()
+        wait_until(lambda: any(e["identity"] == "obama" and e["type"] == "new" for e in _events(sub, before)),
+                   120, "obama recognised again after the server came back")
+        recovered_s = time.monotonic() - restarted
+        back = last_stats(sub, lambda s: _door(s)["state"] == "open", after_count=len(stats_bodies(sub)))
+        assert daemon.alive()
+        assert daemon.stop() == 0
+        log = daemon.log()
+    finally:
+        daemon.cleanup()
+        sub.close()
+        broker.stop()
+        server.stop()
+    assert lost_after_s < 2.0 + 2.0 + 2.0, lost_after_s      # read bound + probe + stats interval
+    assert daemon.watchdogs(quiet_from, quiet_to) == []
+    assert daemon.watchdogs(restarted) != []
+    assert "not feeding the watchdog" in log
+    assert _door(lost)["error"] and _door(back)["reconnects"] >= 1
+    assert _door(up)["backend"] in ("ffmpeg", "gstreamer")
+    assert _door(up)["decoder"] == ("avdec_h264" if _door(up)["backend"] == "gstreamer" else None)
+    assert recovered_s < 60
+    # the credentials never leave the config: not in the log, the stats or any message
+    everything = log + "".join(p.decode("utf-8", "replace") for _, p, _ in sub.messages)
+    assert SECRET not in everything and "***@127.0.0.1" in log
+
+
+def test_daemon_reports_stalled_missing_unauthorised_and_silent_streams(tmp_path, face_frames, model_dir):
+    stalling = RtspServer(face_frames).start()
+    secured = RtspServer(face_frames, user=USER, password=SECRET).start()
+    silent = SilentServer()
+    broker = Broker(tmp_path / "mosquitto")
+    # FFmpeg's open probes the stream for ~3 s: open_timeout_s leaves room for it
+    timeouts = {"type": "rtsp", "read_timeout_s": 2.0, "open_timeout_s": 6.0, "reconnect_max_s": 4.0}
+    cameras = [dict(timeouts, name="stall", source=stalling.url("door")),
+               dict(timeouts, name="nopath", source=secured.url("nope", USER, SECRET)),
+               dict(timeouts, name="badpw", source=secured.url("door", USER, "wrong-pw")),
+               dict(timeouts, name="silent", source="rtsp://127.0.0.1:{}/door".format(silent.port))]
+    config = write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, str(tmp_path / "g.db"),
+                          broker.port, cameras)
+    sub = Subscriber(broker.port, [ROOT + "/stats"])
+    daemon = Daemon(config).start()
+    try:
+        last_stats(sub, lambda s: s["cameras"]["stall"]["frames"] > 5, limit=120)
+        stalling.pause()
+        paused = time.monotonic()
+        seen = len(stats_bodies(sub))
+        final = last_stats(sub, lambda s: s["cameras"]["stall"]["state"] == "reconnecting" and all(
+            s["cameras"][n]["reconnects"] >= 2 for n in ("nopath", "badpw", "silent")), limit=90, after_count=seen)
+        stall_s = time.monotonic() - paused
+        assert daemon.alive()
+        assert daemon.stop() == 0
+        log = daemon.log()
+    finally:
+        daemon.cleanup()
+        sub.close()
+        broker.stop()
+        silent.close()
+        secured.stop()
+        stalling.stop()
+    errors = dict((n, final["cameras"][n]["error"] or "") for n in ("stall", "nopath", "badpw", "silent"))
+    assert "(stream stalled)" in errors["stall"] or "no answer from" in errors["stall"], errors
+    assert "404 Not Found: no stream at path /nope" in errors["nopath"]
+    assert "401 Unauthorized: wrong user name or password" in errors["badpw"]
+    assert "no answer from 127.0.0.1:{} within".format(silent.port) in errors["silent"]
+    assert stall_s < 30
+    for name, error in errors.items():
+        assert error in log.replace("; retrying", "\n"), name     # the same clear line in the log
+    # backoff: a few attempts in this time, not a busy loop
+    assert all(final["cameras"][n]["reconnects"] <= 12 for n in errors), final["cameras"]
+    assert SECRET not in log and "wrong-pw" not in log and "wrong-pw" not in json.dumps(final)
