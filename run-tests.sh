@@ -53,6 +53,7 @@ make_venv() {
 make_venv py36 "$PY_OLD"
 make_venv py312 "$PY_NEW"
 .ci/setup-gstreamer.sh "$VENVS/debian"   # GStreamer, RTSP server, Debian OpenCV venv (camera tests)
+. .ci/setup-tensorrt.sh   # real TensorRT 8.5 / 10.x / 11.x modules for tests/real_tensorrt
 
 step "vermin: runtime code must run on Python 3.6"
 out="$("$VENVS/py312/bin/vermin" -q --no-tips --violations --eval-annotations -t=3.6- edge engine_builder calibration 2>&1 || true)"

@@ -13,8 +13,53 @@ GENERATIONS = ("8.2", "8.5", "10", "11")
 VERSIONS = {"8.2": "8.2.1.8", "8.5": "8.5.2.2", "10": "10.3.0", "11": "11.0.0"}
 
 
-class _Enum(object):
-    def __init__(self, **members):
+class _Traced(object):
+    """Records every public attribute looked up on it (found or not) in its module's `_trace`:
+    what our code touched and probed (hasattr) is then compared with the real module."""
+    _trace = None          # type: set
+    _api_name = ""
+
+    def __getattribute__(self, name):
+        if name.startswith("_"):
+            return object.__getattribute__(self, name)
+        trace = object.__getattribute__(self, "_trace")
+        api = object.__getattribute__(self, "_api_name") or type(self).__name__
+        try:
+            value = object.__getattribute__(self, name)
+        except AttributeError:
+            if trace is not None:
+                trace.add((api, name, False))
+            raise
+        if trace is not None:
+            trace.add((api, name, True))
+        return value
+
+    def __setattr__(self, name, value):
+        # A property set (config.max_workspace_size = n) counts as touching it.
+        if not name.startswith("_"):
+            trace = object.__getattribute__(self, "_trace")
+            if trace is not None:
+                trace.add((object.__getattribute__(self, "_api_name") or type(self).__name__, name, True))
+        object.__setattr__(self, name, value)
+
+
+class _Module(types.ModuleType):
+    def __getattribute__(self, name):
+        if name.startswith("_"):
+            return types.ModuleType.__getattribute__(self, name)
+        trace = types.ModuleType.__getattribute__(self, "_trace")
+        try:
+            value = types.ModuleType.__getattribute__(self, name)
+        except AttributeError:
+            trace.add(("module", name, False))
+            raise
+        trace.add(("module", name, True))
+        return value
+
+
+class _Enum(_Traced):
+    def __init__(self, _api_name, _trace, **members):
+        self._api_name, self._trace = _api_name, _trace
         for k, v in members.items():
             setattr(self, k, v)
 
@@ -33,11 +78,11 @@ class _Member(object):
 NULLPTR = "pybind11::init(): factory function returned nullptr"
 
 
-class ParserError(object):
+class ParserError(_Traced):
     """What OnnxParser.get_error returns (node index and message; node_name/node_operator from 10.x)."""
 
-    def __init__(self, node, desc, named, node_name="", op=""):
-        self._node, self._desc = node, desc
+    def __init__(self, trace, node, desc, named, node_name="", op=""):
+        self._trace, self._node, self._desc = trace, node, desc
         if named:
             self.node_name = lambda: node_name
             self.node_operator = lambda: op
@@ -91,7 +136,9 @@ def make_tensorrt(generation, cuda, calls):
     has_calibrators = generation != "11"
     has_progress = generation in ("10", "11")                  # IProgressMonitor: 10.0+
 
-    mod = types.ModuleType("tensorrt")
+    trace = set()
+    mod = _Module("tensorrt")
+    mod._trace = trace
     mod.__version__ = version
     mod.int8_error = 0.0      # test knobs (not TensorRT API): noise added to INT8 outputs,
     mod.fp16_error = 0.0
@@ -101,14 +148,15 @@ def make_tensorrt(generation, cuda, calls):
     def rec(name, *args):
         calls.append(name)
 
-    class Logger(object):
+    class Logger(_Traced):
+        _trace = trace
         VERBOSE, INFO, WARNING, ERROR, INTERNAL_ERROR = range(5)
 
-        def __init__(self, severity=1):
-            self.severity = severity
+        def __init__(self, min_severity=1):
+            self.min_severity = min_severity
     mod.Logger = Logger
 
-    DataType = _Enum(**dict((n, _Member("DataType", n)) for n in ("FLOAT", "HALF", "INT8", "INT32", "BOOL")))
+    DataType = _Enum("DataType", trace, **dict((n, _Member("DataType", n)) for n in ("FLOAT", "HALF", "INT8", "INT32", "BOOL")))
     mod.DataType = DataType
 
     def nptype(t):
@@ -120,22 +168,21 @@ def make_tensorrt(generation, cuda, calls):
             return mapping[t]
         raise TypeError("Could not resolve TensorRT datatype to an equivalent numpy datatype.")
     mod.nptype = nptype
-    mod.TensorIOMode = _Enum(NONE=0, INPUT=1, OUTPUT=2) if has_named else None
-    if mod.TensorIOMode is None:
-        del mod.TensorIOMode
+    if has_named:
+        mod.TensorIOMode = _Enum("TensorIOMode", trace, NONE=0, INPUT=1, OUTPUT=2)
     flag_names = dict(GPU_FALLBACK=3, REFIT=4)
     if has_precision_flags:
         flag_names.update(FP16=0, INT8=1)
-    mod.BuilderFlag = _Enum(**flag_names)
-    mod.DeviceType = _Enum(GPU=0, DLA=1)
+    mod.BuilderFlag = _Enum("BuilderFlag", trace, **flag_names)
+    mod.DeviceType = _Enum("DeviceType", trace, GPU=0, DLA=1)
     if generation in ("8.2", "8.5"):
-        mod.NetworkDefinitionCreationFlag = _Enum(EXPLICIT_BATCH=0)
+        mod.NetworkDefinitionCreationFlag = _Enum("NetworkDefinitionCreationFlag", trace, EXPLICIT_BATCH=0)
     elif generation == "10":
-        mod.NetworkDefinitionCreationFlag = _Enum(EXPLICIT_BATCH=0, STRONGLY_TYPED=1)  # EXPLICIT_BATCH ignored
+        mod.NetworkDefinitionCreationFlag = _Enum("NetworkDefinitionCreationFlag", trace, EXPLICIT_BATCH=0, STRONGLY_TYPED=1)  # EXPLICIT_BATCH ignored
     else:
-        mod.NetworkDefinitionCreationFlag = _Enum(STRONGLY_TYPED=1)
+        mod.NetworkDefinitionCreationFlag = _Enum("NetworkDefinitionCreationFlag", trace, STRONGLY_TYPED=1)
     if has_pool:
-        mod.MemoryPoolType = _Enum(WORKSPACE=0, DLA_MANAGED_SRAM=1)
+        mod.MemoryPoolType = _Enum("MemoryPoolType", trace, WORKSPACE=0, DLA_MANAGED_SRAM=1)
 
     if has_calibrators:
         class IInt8EntropyCalibrator2(object):
@@ -151,79 +198,85 @@ def make_tensorrt(generation, cuda, calls):
         mod.IProgressMonitor = IProgressMonitor
 
     # ---- network and parser ----
-    class Tensor(object):
+    class Tensor(_Traced):
+        _trace = trace
         def __init__(self, name, shape):
             self.name = name
             self.shape = tuple(shape)
 
-    class Network(object):
+    class Network(_Traced):
+        _trace = trace
         def __init__(self, flags):
-            self.explicit = bool(flags & 1) or not has_implicit_batch
-            self.inputs, self.outputs, self.onnx = [], [], b""
+            self._explicit = bool(flags & 1) or not has_implicit_batch
+            self._inputs, self._outputs, self._onnx = [], [], b""
 
         @property
         def num_inputs(self):
-            return len(self.inputs)
+            return len(self._inputs)
 
         def get_input(self, i):
-            return self.inputs[i]
+            return self._inputs[i]
 
-    class OnnxParser(object):
+    class OnnxParser(_Traced):
+        _trace = trace
         def __init__(self, network, logger):
             rec("OnnxParser")
-            self.network, self.errors = network, []
+            self._network, self._errors = network, []
 
         def parse(self, data):
             rec("parser.parse")
-            if not self.network.explicit:
+            if not self._network._explicit:
                 # The ONNX parser only supports explicit-batch networks (TensorRT 7+ docs).
-                self.errors.append(ParserError(-1, "Network must have explicit batch dimension", False))
+                self._errors.append(ParserError(trace, -1, "Network must have explicit batch dimension", False))
                 return False
             import onnx
             try:
                 model = onnx.load_from_string(bytes(data))
             except Exception as exc:
-                self.errors.append(ParserError(-1, "Failed to parse ONNX model: {}".format(exc), has_progress))
+                self._errors.append(ParserError(trace, -1, "Failed to parse ONNX model: {}".format(exc), has_progress))
                 return False
             if generation == "8.2":
                 bad = _conv_needs_initializers(model)
                 if bad is not None:
                     index, node, text = bad
-                    self.errors.append(ParserError(index, text, False))
+                    self._errors.append(ParserError(trace, index, text, False))
                     return False
             inits = set(i.name for i in model.graph.initializer)
             for vi in model.graph.input:
                 if vi.name not in inits:
                     dims = [d.dim_value if d.dim_value > 0 else -1 for d in vi.type.tensor_type.shape.dim]
-                    self.network.inputs.append(Tensor(vi.name, dims))
-            self.network.outputs = [Tensor(o.name, ()) for o in model.graph.output]
-            self.network.onnx = bytes(data)
+                    self._network._inputs.append(Tensor(vi.name, dims))
+            self._network._outputs = [Tensor(o.name, ()) for o in model.graph.output]
+            self._network._onnx = bytes(data)
             return True
 
         @property
         def num_errors(self):
-            return len(self.errors)
+            return len(self._errors)
 
         def get_error(self, i):
-            return self.errors[i]
+            return self._errors[i]
     mod.OnnxParser = OnnxParser
 
-    class OptimizationProfile(object):
+    class OptimizationProfile(_Traced):
+        _trace = trace
         def __init__(self):
-            self.shapes = {}
+            self._shapes = {}
 
         def set_shape(self, name, lo, opt, hi):
             rec("profile.set_shape")
-            self.shapes[name] = [list(lo), list(opt), list(hi)]
+            self._shapes[name] = [list(lo), list(opt), list(hi)]
 
-    class TimingCache(object):
+    class TimingCache(_Traced):
+        _trace = trace
         def __init__(self, data):
-            self.data = bytes(data) or b"fake-timing-cache"
+            self._data = bytes(data) or b"fake-timing-cache"
 
         def serialize(self):
-            return self.data + b"+"
+            return self._data + b"+"
 
-    class HostMemory(object):
+    class HostMemory(_Traced):
+        _trace = trace
         def __init__(self, data):
             self._data = data
             self.nbytes = len(data)
@@ -231,26 +284,27 @@ def make_tensorrt(generation, cuda, calls):
         def __bytes__(self):
             return self._data
 
-    class BuilderConfig(object):
+    class BuilderConfig(_Traced):
+        _trace = trace
         def __init__(self):
-            self.flags, self.profiles = set(), []
+            self._flags, self._profiles = set(), []
             if has_calibrators:          # int8_calibrator and set_calibration_profile: gone in 11
                 self.int8_calibrator = None
-                self.calibration_profile = None
+                self._calibration_profile = None
             self.default_device_type = mod.DeviceType.GPU
             self.DLA_core = -1
-            self.timing_cache = None
+            self._timing_cache = None
             if has_progress:
                 self.progress_monitor = None
 
         def set_flag(self, flag):
             rec("config.set_flag")
-            self.flags.add(flag)
+            self._flags.add(flag)
 
         def add_optimization_profile(self, profile):
             rec("config.add_optimization_profile")
-            self.profiles.append(profile)
-            return len(self.profiles) - 1
+            self._profiles.append(profile)
+            return len(self._profiles) - 1
 
         def create_timing_cache(self, data):
             rec("config.create_timing_cache")
@@ -258,29 +312,30 @@ def make_tensorrt(generation, cuda, calls):
 
         def set_timing_cache(self, cache, ignore_mismatch):
             rec("config.set_timing_cache")
-            self.timing_cache = cache
+            self._timing_cache = cache
             return True
 
         def get_timing_cache(self):
-            return self.timing_cache
+            return self._timing_cache
 
     if has_calibrators:
         def set_calibration_profile(self, profile):   # 7.0+, deprecated 10.1, removed 11
             rec("config.set_calibration_profile")
-            self.calibration_profile = profile
+            self._calibration_profile = profile
             return True
         BuilderConfig.set_calibration_profile = set_calibration_profile
     if has_pool:
         def set_memory_pool_limit(self, pool, size):
             rec("config.set_memory_pool_limit")
-            self.pool_limit = size
+            self._pool_limit = size
         BuilderConfig.set_memory_pool_limit = set_memory_pool_limit
     if has_workspace_attr:
         _ws = property(lambda self: self.__dict__.get("_ws", 0),
                        lambda self, v: (rec("config.max_workspace_size="), self.__dict__.__setitem__("_ws", v)))
         BuilderConfig.max_workspace_size = _ws
 
-    class Builder(object):
+    class Builder(_Traced):
+        _trace = trace
         def __init__(self, logger):
             rec("Builder")
             if not getattr(cuda, "_has_device", True):
@@ -307,9 +362,9 @@ def make_tensorrt(generation, cuda, calls):
         def build_serialized_network(self, network, config):
             rec("builder.build_serialized_network")
             precision = "fp32"
-            if has_precision_flags and mod.BuilderFlag.FP16 in config.flags:
+            if has_precision_flags and mod.BuilderFlag.FP16 in config._flags:
                 precision = "fp16"
-            if has_precision_flags and mod.BuilderFlag.INT8 in config.flags:
+            if has_precision_flags and mod.BuilderFlag.INT8 in config._flags:
                 precision = "int8"
                 cal = config.int8_calibrator
                 if cal is None or not getattr(cal, "_trt_base_initialised", False):
@@ -319,7 +374,7 @@ def make_tensorrt(generation, cuda, calls):
                 if not table:
                     rec("calibrator.get_batch_size")
                     cal.get_batch_size()
-                    name = network.inputs[0].name
+                    name = network._inputs[0].name
                     n = 0
                     while True:
                         ptrs = cal.get_batch([name])
@@ -342,36 +397,37 @@ def make_tensorrt(generation, cuda, calls):
                 monitor.phase_finish("Building engine")
             else:
                 time.sleep(mod.step_seconds * mod.build_steps)
-            if not config.profiles:
+            if not config._profiles:
                 return None
             plan = {"version": version, "precision": precision,
-                    "inputs": [[t.name, list(t.shape)] for t in network.inputs],
-                    "outputs": [t.name for t in network.outputs],
-                    "profile": config.profiles[0].shapes,
+                    "inputs": [[t.name, list(t.shape)] for t in network._inputs],
+                    "outputs": [t.name for t in network._outputs],
+                    "profile": config._profiles[0]._shapes,
                     "device": "DLA" if config.default_device_type == mod.DeviceType.DLA else "GPU",
                     "dla_core": config.DLA_core,
-                    "gpu_fallback": mod.BuilderFlag.GPU_FALLBACK in config.flags,
-                    "onnx": base64.b64encode(network.onnx).decode("ascii")}
+                    "gpu_fallback": mod.BuilderFlag.GPU_FALLBACK in config._flags,
+                    "onnx": base64.b64encode(network._onnx).decode("ascii")}
             return HostMemory(b"FAKEPLAN" + json.dumps(plan).encode("utf-8"))
     mod.Builder = Builder
 
     # ---- runtime ----
-    class Engine(object):
+    class Engine(_Traced):
+        _trace = trace
         def __init__(self, plan):
-            self.plan = plan
-            self.in_name = plan["inputs"][0][0]
-            self.names = [self.in_name] + plan["outputs"]
-            self.profile = plan["profile"][self.in_name]
+            self._plan = plan
+            self._in_name = plan["inputs"][0][0]
+            self._names = [self._in_name] + plan["outputs"]
+            self._profile = plan["profile"][self._in_name]
             import onnxruntime as ort
-            self.session = ort.InferenceSession(base64.b64decode(plan["onnx"]),
+            self._session = ort.InferenceSession(base64.b64decode(plan["onnx"]),
                                                 providers=["CPUExecutionProvider"])
             self._shape_cache = {}
 
-        def output_shapes(self, in_shape):
+        def _output_shapes(self, in_shape):
             key = tuple(in_shape)
             if key not in self._shape_cache:
-                outs = self.session.run(self.plan["outputs"], {self.in_name: np.zeros(key, np.float32)})
-                self._shape_cache[key] = dict(zip(self.plan["outputs"], [o.shape for o in outs]))
+                outs = self._session.run(self._plan["outputs"], {self._in_name: np.zeros(key, np.float32)})
+                self._shape_cache[key] = dict(zip(self._plan["outputs"], [o.shape for o in outs]))
             return self._shape_cache[key]
 
         def create_execution_context(self):
@@ -379,46 +435,48 @@ def make_tensorrt(generation, cuda, calls):
             return Context(self)
 
     if has_bindings:
-        Engine.num_bindings = property(lambda self: len(self.names))
-        Engine.get_binding_name = lambda self, i: self.names[i]
+        Engine.num_bindings = property(lambda self: len(self._names))
+        Engine.get_binding_name = lambda self, i: self._names[i]
         Engine.binding_is_input = lambda self, i: i == 0
         Engine.get_binding_dtype = lambda self, i: DataType.FLOAT
 
         def get_profile_shape(self, profile_index, binding):
             rec("engine.get_profile_shape")
-            return [tuple(s) for s in self.profile]
+            return [tuple(s) for s in self._profile]
         Engine.get_profile_shape = get_profile_shape
     if has_named:
-        Engine.num_io_tensors = property(lambda self: len(self.names))
-        Engine.get_tensor_name = lambda self, i: self.names[i]
-        Engine.get_tensor_mode = lambda self, n: mod.TensorIOMode.INPUT if n == self.in_name \
+        Engine.num_io_tensors = property(lambda self: len(self._names))
+        Engine.get_tensor_name = lambda self, i: self._names[i]
+        Engine.get_tensor_mode = lambda self, n: mod.TensorIOMode.INPUT if n == self._in_name \
             else mod.TensorIOMode.OUTPUT
         Engine.get_tensor_dtype = lambda self, n: DataType.FLOAT
 
         def get_tensor_profile_shape(self, name, profile_index):
             rec("engine.get_tensor_profile_shape")
-            return [tuple(s) for s in self.profile]
+            return [tuple(s) for s in self._profile]
         Engine.get_tensor_profile_shape = get_tensor_profile_shape
 
-    class Context(object):
+    class Context(_Traced):
+        _trace = trace
         def __init__(self, engine):
+            self._engine_ref = engine
             self.engine = engine
-            self.in_shape = None
-            self.addresses = {}
+            self._in_shape = None
+            self._addresses = {}
 
         def _valid(self, shape):
-            lo, _, hi = self.engine.profile
+            lo, _, hi = self._engine_ref._profile
             return len(shape) == len(hi) and all(a <= s <= b for s, a, b in zip(shape, lo, hi))
 
         def _execute(self, addr):
             mem = cuda._memory
-            shape = self.in_shape
+            shape = self._in_shape
             n = int(np.prod(shape)) * 4
-            x = np.frombuffer(bytes(mem[addr[self.engine.in_name]][:n]), np.float32).reshape(shape)
-            outs = self.engine.session.run(self.engine.plan["outputs"], {self.engine.in_name: x})
-            prec = self.engine.plan["precision"]
+            x = np.frombuffer(bytes(mem[addr[self._engine_ref._in_name]][:n]), np.float32).reshape(shape)
+            outs = self._engine_ref._session.run(self._engine_ref._plan["outputs"], {self._engine_ref._in_name: x})
+            prec = self._engine_ref._plan["precision"]
             rng = np.random.RandomState(0)
-            for name, out in zip(self.engine.plan["outputs"], outs):
+            for name, out in zip(self._engine_ref._plan["outputs"], outs):
                 out = out.astype(np.float32)
                 if prec in ("fp16", "int8"):
                     out = out.astype(np.float16).astype(np.float32)
@@ -434,47 +492,48 @@ def make_tensorrt(generation, cuda, calls):
             rec("context.set_binding_shape")
             if i != 0 or not self._valid(shape):
                 return False
-            self.in_shape = tuple(shape)
+            self._in_shape = tuple(shape)
             return True
 
         def get_binding_shape(self, i):
             if i == 0:
-                return self.in_shape
-            return self.engine.output_shapes(self.in_shape)[self.engine.names[i]]
+                return self._in_shape
+            return self._engine_ref._output_shapes(self._in_shape)[self._engine_ref._names[i]]
 
         def execute_async_v2(self, bindings, stream_handle):
             rec("context.execute_async_v2")
-            return self._execute(dict(zip(self.engine.names, bindings)))
+            return self._execute(dict(zip(self._engine_ref._names, bindings)))
         Context.set_binding_shape = set_binding_shape
         Context.get_binding_shape = get_binding_shape
         Context.execute_async_v2 = execute_async_v2
     if has_named:
         def set_input_shape(self, name, shape):
             rec("context.set_input_shape")
-            if name != self.engine.in_name or not self._valid(shape):
+            if name != self._engine_ref._in_name or not self._valid(shape):
                 return False
-            self.in_shape = tuple(shape)
+            self._in_shape = tuple(shape)
             return True
 
         def get_tensor_shape(self, name):
-            if name == self.engine.in_name:
-                return self.in_shape
-            return self.engine.output_shapes(self.in_shape)[name]
+            if name == self._engine_ref._in_name:
+                return self._in_shape
+            return self._engine_ref._output_shapes(self._in_shape)[name]
 
         def set_tensor_address(self, name, ptr):
             rec("context.set_tensor_address")
-            self.addresses[name] = int(ptr)
+            self._addresses[name] = int(ptr)
             return True
 
         def execute_async_v3(self, stream_handle):
             rec("context.execute_async_v3")
-            return self._execute(self.addresses)
+            return self._execute(self._addresses)
         Context.set_input_shape = set_input_shape
         Context.get_tensor_shape = get_tensor_shape
         Context.set_tensor_address = set_tensor_address
         Context.execute_async_v3 = execute_async_v3
 
-    class Runtime(object):
+    class Runtime(_Traced):
+        _trace = trace
         def __init__(self, logger):
             rec("Runtime")
             if not getattr(cuda, "_has_device", True):
