@@ -36,8 +36,10 @@ CameraSpec = NamedTuple("CameraSpec", [
     ("transport", str),              # rtsp: auto | tcp | udp
     ("open_timeout_s", float),       # opening a stream takes at most this long
     ("read_timeout_s", float),       # no frame for this long: the stream has stalled, reopen
+    ("hires_source", str),           # the main stream faces are cut from (edge/daemon/hires.py); "" none
+    ("hires_max_age_ms", int),       # an older main-stream frame is not used
 ])
-CameraSpec.__new__.__defaults__ = ("h264", "auto", "auto", 10.0, 5.0)
+CameraSpec.__new__.__defaults__ = ("h264", "auto", "auto", 10.0, 5.0, "", 200)
 
 CameraStats = NamedTuple("CameraStats", [
     ("name", str),
@@ -73,7 +75,9 @@ def spec_from(cam):
         backend=str(getattr(cam, "backend", "auto") or "auto"),
         transport=str(getattr(cam, "transport", "auto") or "auto"),
         open_timeout_s=float(getattr(cam, "open_timeout_s", 10.0) or 10.0),
-        read_timeout_s=float(getattr(cam, "read_timeout_s", 5.0) or 5.0))
+        read_timeout_s=float(getattr(cam, "read_timeout_s", 5.0) or 5.0),
+        hires_source=str(getattr(cam, "hires_source", "") or ""),
+        hires_max_age_ms=int(getattr(cam, "hires_max_age_ms", 200) or 200))
 
 
 def resolve_type(spec):

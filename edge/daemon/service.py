@@ -13,6 +13,7 @@ from typing import Dict, List
 import queue
 
 from edge.daemon.camera import Camera, spec_from
+from edge.daemon.hires import HiresCutter, main_stream_spec, map_box
 from edge.daemon.decisions import Observation, TrackDecision, observations_for
 from edge.daemon.events import ZERO_LATENCY, Event, Latency, new_event_id
 from edge.daemon.hooks import ProcessedFrame
@@ -64,7 +65,9 @@ class Service(object):
         self.cameras = []              # type: List[Camera]
         self.trackers = {}             # type: Dict[str, Tracker]
         self.decisions = {}            # type: Dict[str, TrackDecision]
+        self.hires = {}                # type: Dict[str, HiresCutter]
         self._ended_cameras = set()
+        self._snap_source = None
         self._apply_recognition(config)
         self._matcher = None
         self._gallery_version = None
@@ -125,11 +128,15 @@ class Service(object):
             worker.daemon = True
             worker.start()
         for cam in self.config.cameras:
-            camera = Camera(spec_from(cam), on_status=self._camera_status, wakeup=self._wakeup,
+            spec = spec_from(cam)
+            camera = Camera(spec, on_status=self._camera_status, wakeup=self._wakeup,
                             capture_factory=self.capture_factory)
             self.cameras.append(camera)
             self.trackers[camera.name] = Tracker(camera.name, self.track_iou, self.track_timeout_s)
-        for camera in self.cameras:
+            if spec.hires_source:     # its frames are looked at, never processed: no wakeup
+                main = Camera(main_stream_spec(spec), on_status=self._camera_status, capture_factory=self.capture_factory)
+                self.hires[camera.name] = HiresCutter(camera, main, spec.hires_max_age_ms)
+        for camera in self.cameras + [h.main for h in self.hires.values()]:
             camera.start()
         watchdog = threading.Thread(target=self._watchdog, name="watchdog")
         watchdog.daemon = True
@@ -186,7 +193,7 @@ class Service(object):
         self._stop.set()     # also after --once / --max-seconds: ends the watchdog thread
         self.notifier.stopping()
         self.notifier.status("stopping")
-        for camera in self.cameras:
+        for camera in self.cameras + [h.main for h in self.hires.values()]:
             camera.stop()
         for name, tracker in self.trackers.items():
             for track in tracker.end_all():
@@ -220,6 +227,9 @@ class Service(object):
         p = self.pipeline
         faces, detect_ms, align_ms = p.locate(frame.image)
         tracks, ended = tracker.update([f.detection.bbox for f in faces], frame.captured_mono)
+        cutter, self._snap_source = self.hires.get(frame.source), None
+        if cutter is not None:     # crops and quality from the camera's main stream
+            faces, self._snap_source = cutter.refine(frame, faces, p.min_quality, p.min_face_px)
         start = time.perf_counter()
         embed_all = any(h.wants_embeddings(frame.source) for h in self.hooks)
         wanted = [i for i, f in enumerate(faces)
@@ -255,7 +265,7 @@ class Service(object):
                     self.min_frames, self.confident_margin, self.threshold)
             # the crop is cut (and copied) only for a frame that becomes the track's best
             best = self.snapshots and decision.improves_best(obs)
-            decision.add(obs, self._snapshot_crop(frame.image, obs) if best else None)
+            decision.add(obs, self._snapshot_crop(frame.image, obs.bbox) if best else None)
             kind = decision.change()
             if kind is not None:
                 stages = (capture_ms, detect_ms, align_ms, embed_ms, match_ms)
@@ -285,8 +295,10 @@ class Service(object):
         except Exception:      # an annotation or enrollment bug must not stop recognition
             log.exception("frame hook %s failed", getattr(method, "__qualname__", method))
 
-    def _snapshot_crop(self, image, obs):
-        x1, y1, x2, y2 = obs.bbox
+    def _snapshot_crop(self, image, bbox):
+        if self._snap_source is not None:
+            image, bbox = self._snap_source.image, map_box(self._snap_source, bbox)
+        x1, y1, x2, y2 = bbox
         mx, my = (x2 - x1) * SNAPSHOT_MARGIN, (y2 - y1) * SNAPSHOT_MARGIN
         h, w = image.shape[:2]
         crop = image[max(0, int(y1 - my)):min(h, int(y2 + my)), max(0, int(x1 - mx)):min(w, int(x2 + mx))]
@@ -388,6 +400,8 @@ class Service(object):
             cameras[camera.name] = {"state": s.state, "fps": s.fps, "frames": s.frames, "dropped": s.dropped,
                                     "reconnects": s.reconnects, "error": s.last_error or None,
                                     "backend": s.backend or None, "decoder": s.decoder or None}
+            if camera.name in self.hires:
+                cameras[camera.name]["hires"] = self.hires[camera.name].stats()
         gallery = None
         summary = getattr(self.gallery, "summary", None)
         if callable(summary):
