@@ -66,8 +66,8 @@ for name in py36 py312; do
   "$VENVS/$name/bin/python" -m pytest -q -p no:cacheprovider "${PYTEST_ARGS[@]}" tests || status=1
 done
 # The camera tests again with Debian's OpenCV (GStreamer inside), as on a Jetson; skips there fail.
-CAMERA_TESTS=(tests/test_camera.py tests/test_camera_gstreamer.py tests/test_rtsp_live.py tests/test_faults_camera.py)
-if [ "${#PYTEST_ARGS[@]}" -eq 0 ] || printf '%s\n' "${PYTEST_ARGS[@]}" | grep -qE 'test_(camera|rtsp|faults_camera)'; then
+CAMERA_TESTS=(tests/test_camera.py tests/test_camera_gstreamer.py tests/test_rtsp_live.py tests/test_hires.py tests/test_faults_camera.py)
+if [ "${#PYTEST_ARGS[@]}" -eq 0 ] || printf '%s\n' "${PYTEST_ARGS[@]}" | grep -qE 'test_(camera|rtsp|hires|faults_camera)'; then
   step "camera tests on Debian's $("$VENVS/debian/bin/python" --version 2>&1) with its OpenCV + GStreamer"
   [ "${#PYTEST_ARGS[@]}" -gt 0 ] && CAMERA_TESTS=("${PYTEST_ARGS[@]}")
   FACEEDGE_REQUIRE_GSTREAMER=1 "$VENVS/debian/bin/python" -m pytest -q -p no:cacheprovider "${CAMERA_TESTS[@]}" || status=1
