@@ -60,10 +60,15 @@ out="$("$VENVS/py312/bin/vermin" -q --no-tips --violations --eval-annotations -t
 [ -z "$out" ] || { echo "$out"; die "vermin found code that needs Python > 3.6"; }
 echo "ok"
 
+# Test files named in ARGS run alone; otherwise the whole tests/ directory. -rs: say why tests skipped.
+TARGETS=(tests)
+for arg in "${PYTEST_ARGS[@]}"; do
+  case "$arg" in tests/*|tests) TARGETS=() ;; esac
+done
 status=0
 for name in py36 py312; do
   step "pytest on $("$VENVS/$name/bin/python" --version 2>&1)"
-  "$VENVS/$name/bin/python" -m pytest -q -p no:cacheprovider "${PYTEST_ARGS[@]}" tests || status=1
+  "$VENVS/$name/bin/python" -m pytest -q -rs -p no:cacheprovider "${PYTEST_ARGS[@]}" ${TARGETS[@]+"${TARGETS[@]}"} || status=1
 done
 # The camera tests again with Debian's OpenCV (GStreamer inside), as on a Jetson; skips there fail.
 CAMERA_TESTS=(tests/test_camera.py tests/test_camera_gstreamer.py tests/test_rtsp_live.py tests/test_hires.py tests/test_faults_camera.py)

@@ -39,7 +39,6 @@ class FacePipeline(object):
         self.threshold = threshold
         self.min_quality = min_quality
         self.min_face_px = min_face_px
-        self.timings = StageTimes(0.0, 0.0, 0.0)
 
     @property
     def backend_name(self):
@@ -51,40 +50,43 @@ class FacePipeline(object):
         # type: () -> str
         return self.recognizer.backend.precision
 
-    def locate(self, image):
-        # type: (np.ndarray) -> Tuple[List[Face], float, float]
-        """Detect, align and assess, embedding nothing: (faces with embedding None, detect_ms, align_ms)."""
+    def locate(self, image, min_quality=None):
+        # type: (np.ndarray, Optional[float]) -> Tuple[List[Face], StageTimes]
+        """Detect, align and assess, embedding nothing: faces with embedding None, and the
+        detect/align times. min_quality: the caller's quality bar (default: the pipeline's)."""
         start = time.perf_counter()
         detections = self.detector.detect(image)
         detect_ms = _ms_since(start)
         start = time.perf_counter()
         crops = [align_face(image, d.landmarks) for d in detections]
-        qualities = [assess(d, c, self.min_quality) for d, c in zip(detections, crops)]
+        bar = self.min_quality if min_quality is None else min_quality
+        qualities = [assess(d, c, bar) for d, c in zip(detections, crops)]
         if self.min_face_px:
             qualities = [q._replace(usable=q.usable and q.size >= self.min_face_px) for q in qualities]
-        align_ms = _ms_since(start)
         faces = [Face(detection=d, crop=c, quality=q, embedding=None)
                  for d, c, q in zip(detections, crops, qualities)]
-        return faces, detect_ms, align_ms
+        return faces, StageTimes(detect_ms, _ms_since(start), 0.0)
 
-    def with_embeddings(self, faces, indices):
-        # type: (List[Face], Sequence[int]) -> List[Face]
-        """faces with the faces at indices embedded (one batch)."""
-        if not indices:
-            return list(faces)
-        vectors = self.recognizer.embed([faces[i].crop for i in indices])
-        out = list(faces)
-        for row, i in enumerate(indices):
-            out[i] = out[i]._replace(embedding=vectors[row])
-        return out
-
-    def process(self, image, source=""):
-        # type: (np.ndarray, str) -> List[Face]
-        faces, detect_ms, align_ms = self.locate(image)
+    def with_embeddings(self, faces, indices, times=None):
+        # type: (List[Face], Sequence[int], Optional[StageTimes]) -> Tuple[List[Face], StageTimes]
+        """faces with the faces at indices embedded (one batch); times with embed_ms set."""
         start = time.perf_counter()
-        faces = self.with_embeddings(faces, [i for i, f in enumerate(faces) if f.quality.usable])
-        self.timings = StageTimes(detect_ms, align_ms, _ms_since(start))
-        return faces
+        out = list(faces)
+        if indices:
+            vectors = self.recognizer.embed([faces[i].crop for i in indices])
+            for row, i in enumerate(indices):
+                out[i] = out[i]._replace(embedding=vectors[row])
+        return out, (times or StageTimes(0.0, 0.0, 0.0))._replace(embed_ms=_ms_since(start))
+
+    def process_timed(self, image, min_quality=None):
+        # type: (np.ndarray, Optional[float]) -> Tuple[List[Face], StageTimes]
+        """Every usable face embedded, and how long each stage took."""
+        faces, times = self.locate(image, min_quality)
+        return self.with_embeddings(faces, [i for i, f in enumerate(faces) if f.quality.usable], times)
+
+    def process(self, image, source="", min_quality=None):
+        # type: (np.ndarray, str, Optional[float]) -> List[Face]
+        return self.process_timed(image, min_quality)[0]
 
     def embed_crops(self, crops):
         # type: (Sequence[np.ndarray]) -> np.ndarray

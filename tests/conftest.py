@@ -29,3 +29,10 @@ def model_dir():
     for profile in ("default", "arcface-mbf"):
         fetch_profile(profile, root, quiet=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def pipeline(model_dir):
+    """The default profile on ONNX Runtime, opened once for the whole run."""
+    from edge.pipeline import open_pipeline
+    return open_pipeline("default", model_dir, "onnxruntime", flip=False)

@@ -103,7 +103,7 @@ def test_bench_reports_every_stage(model_dir, facedata):
     assert report["backend"] == "onnxruntime" and report["embedding_dim"] == 128
     assert report["faces_in_frame"] == 2
     for stage in ("detect_640x480", "detect_250x250", "align", "embed_batch1", "embed_batch2",
-                  "pipeline_640x480", "search_1k", "search_100k"):
+                  "pipeline_640x480", "search_1k", "search_100k", "outbox_append"):
         assert report["stages"][stage]["median_ms"] > 0
         assert report["stages"][stage]["p95_ms"] >= report["stages"][stage]["median_ms"]
     assert report["machine"]["cores"] >= 1 and "onnxruntime" in report["versions"]

@@ -11,82 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from edge.daemon.camera import spec_from
-from edge.daemon.service import Service
 from tests.media import group_video, known, photo_video
+from tests.support.daemon import RecordingNotifier, RecordingPublisher, make_service, service_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class RecordingPublisher(object):
-    """Stands in for MQTT where a test is about the service loop, not the transport."""
-
-    def __init__(self):
-        self.events, self.stats, self.responses = [], [], []
-        self.started = self.stopped = False
-
-    def start(self):
-        self.started = True
-
-    def publish_event(self, payload):
-        self.events.append(json.loads(payload))
-
-    def publish_stats(self, stats):
-        self.stats.append(stats)
-
-    def publish_response(self, payload):
-        self.responses.append(payload)
-
-    def on_command(self, callback):
-        self.callback = callback
-
-    def stop(self):
-        self.stopped = True
-
-
-class RecordingNotifier(object):
-    def __init__(self, interval=0.0):
-        self.messages = []
-        self.interval = interval
-
-    def ready(self):
-        self.messages.append("READY=1")
-
-    def status(self, text):
-        self.messages.append("STATUS=" + text)
-
-    def watchdog(self):
-        self.messages.append("WATCHDOG=1")
-
-    def stopping(self):
-        self.messages.append("STOPPING=1")
-
-    def watchdog_interval_s(self):
-        return self.interval
-
-
-class Cam(object):
-    def __init__(self, name, source, loop=False, type="file"):
-        self.name, self.source, self.loop, self.type = name, source, loop, type
-
-
-class Rec(object):
-    threshold = 0
-    min_quality = 0.35
-    track_iou = 0.3
-    track_timeout_s = 1.0
-    decision_min_frames = 3
-    confident_margin = 0.05
-
-
-class Cfg(object):
-    device_id = "test"
-    recognition = Rec()
-    snapshots = None
-    mqtt = None
-
-    def __init__(self, cameras):
-        self.cameras = cameras
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +35,15 @@ def gallery(tmp_path, pipeline, facedata):
     g.close()
 
 
+def Cam(name, source, loop=False, type="file"):
+    return {"name": name, "source": source, "loop": loop, "type": type}
+
+
 def run_service(pipeline, gallery, cameras, **kwargs):
-    from edge.matching import Matcher
     publisher = RecordingPublisher()
     notifier = kwargs.pop("notifier", None) or RecordingNotifier()
-    service = Service(Cfg(cameras), pipeline, gallery, Matcher.from_gallery, publisher, notifier,
-                      once=kwargs.pop("once", True), **kwargs)
+    service = make_service(service_config(cameras), pipeline, gallery, publisher, notifier,
+                           once=kwargs.pop("once", True), **kwargs)
     service.run()
     return service, publisher, notifier
 
@@ -190,7 +121,7 @@ def test_watchdog_stops_when_the_camera_hangs(facedata, pipeline, gallery):
         # once the loop has gone without a frame long enough, the watchdog must be silent
         while not any("WATCHDOG" in m for m in notifier.messages):
             time.sleep(0.05)
-        while time.monotonic() - service_box["s"]._heartbeat < 2.0:
+        while time.monotonic() - service_box["s"].watchdog.last_beat < 2.0:
             time.sleep(0.05)
         service_box["fed_before_stop"] = notifier.messages.count("WATCHDOG=1")
         time.sleep(1.0)
@@ -198,9 +129,8 @@ def test_watchdog_stops_when_the_camera_hangs(facedata, pipeline, gallery):
         service_box["s"].request_stop()
         unblock.set()
 
-    from edge.matching import Matcher
-    service = Service(Cfg([Cam("cam0", "0", type="csi")]), pipeline, gallery, Matcher.from_gallery,
-                      RecordingPublisher(), notifier, capture_factory=factory)
+    service = make_service(service_config([Cam("cam0", "0", type="csi")]), pipeline, gallery,
+                           RecordingPublisher(), notifier, capture_factory=factory)
     service_box["s"] = service
     t = threading.Thread(target=stop_later)
     t.start()
@@ -361,3 +291,53 @@ def test_without_cameras_ready_at_once_and_watchdog_fed(pipeline, gallery):
     # Stopping by --max-seconds ends the watchdog thread too (no pings for a dead loop).
     time.sleep(0.5)
     assert not any(t.name == "watchdog" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_long_enrollment_does_not_hold_up_frames(tmp_path, facedata, pipeline, gallery):
+    """An enrollment holds the gallery (its lock and SQLite's write lock) until it commits;
+    the loop must keep processing frames meanwhile, and recognise the new person once the
+    change is committed (the gallery notifies; the matcher is rebuilt off the loop thread)."""
+    from edge.gallery import Sample
+    from edge.imageio import read_image
+    from edge.pipeline import largest_face
+    video = photo_video(str(tmp_path / "v.avi"), [known(facedata, "biden.jpg")], seconds=2.0, fps=15.0)
+    face = largest_face(pipeline.process(read_image(known(facedata, "biden.jpg"))))
+    publisher = RecordingPublisher()
+    service = make_service(service_config([Cam("door", video, loop=True)]), pipeline, gallery, publisher)
+    holding, release, seen = threading.Event(), threading.Event(), {}
+
+    def respond(ids):          # runs inside the enrollment's transaction: the gallery is held
+        seen["frames_before"] = service._processed
+        holding.set()
+        release.wait(120)
+        return json.dumps({"ok": True, "ids": list(ids)})
+
+    def enroll():
+        while service._processed < 5:
+            time.sleep(0.02)
+        gallery.enroll("biden", [Sample(face.crop, face.embedding, "biden.jpg")], pipeline.recognizer_fingerprint,
+                       request_id="slow-enrollment", respond=respond)
+
+    def drive():
+        try:
+            assert holding.wait(120)
+            deadline = time.monotonic() + 120
+            while service._processed < seen["frames_before"] + 30 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            seen["frames_while_held"] = service._processed - seen["frames_before"]
+            release.set()
+            while not any(e["identity"] == "biden" for e in publisher.events) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            release.set()
+            service.request_stop()
+
+    threads = [threading.Thread(target=enroll), threading.Thread(target=drive)]
+    for t in threads:
+        t.start()
+    service.run()
+    for t in threads:
+        t.join()
+    # Before this was fixed, the loop waited for the gallery's lock: no frame while it was held.
+    assert seen["frames_while_held"] >= 30
+    assert any(e["identity"] == "biden" for e in publisher.events)

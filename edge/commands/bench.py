@@ -124,6 +124,7 @@ def run(args):
         query = matrix[:1] + 0.01
         index = _index(matrix)
         stages["search_{}k".format(size // 1000)] = _time(lambda: index.search(query, 5), repeat)
+    stages["outbox_append"] = _outbox_append(repeat)
     report = {
         "backend": pipeline.backend_name, "precision": pipeline.precision, "profile": args.profile,
         "detector": pipeline.detector.family, "recognizer": pipeline.recognizer.family,
@@ -143,6 +144,27 @@ def run(args):
         for name, value in throughput.items():
             print("  {:<28} {}".format(name, value))
     return 0
+
+
+def _outbox_append(repeat):
+    # type: (int) -> Dict[str, float]
+    """The one SQLite write the frame loop makes: queueing an event (~450 bytes) in the outbox,
+    in a temporary directory on the same disk as the user's data ($TMPDIR otherwise)."""
+    import shutil
+    import tempfile
+    from edge.daemon.events import Event, Latency, new_event_id
+    from edge.daemon.outbox import Outbox
+    event = Event("new", new_event_id(), "door-1", "door", "someone", 0.62, (100.0, 80.0, 220.0, 230.0), 0.8,
+                  time.time(), True, Latency(*([1.0] * 7))).to_json().encode("utf-8")
+    directory = tempfile.mkdtemp(prefix="faceedge-bench-outbox-")
+    try:
+        outbox = Outbox(directory, 10000)
+        try:
+            return _time(lambda: outbox.append("fe/bench/events", event), repeat)
+        finally:
+            outbox.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _index(matrix):

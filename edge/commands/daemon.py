@@ -72,8 +72,10 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
     edge.daemon.hooks.FrameHook objects (the annotated view); pipeline: one already opened for
     this config (the demo's), else it is opened here."""
     from edge.daemon.config import load_config
+    from edge.daemon.matcher_updates import MatcherUpdates
     from edge.daemon.notify import Notifier
     from edge.daemon.publisher import Publisher
+    from edge.daemon.recognizer import FrameRecognizer, settings_from
     from edge.daemon.service import Service
     from edge.gallery import Gallery
     from edge.matching import Matcher
@@ -81,14 +83,16 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
     notifier = notifier or Notifier.from_env()
     notifier.status("loading models")
     pipeline = pipeline or open_pipeline_for(config)
+    recognizer = FrameRecognizer(pipeline, settings_from(config, pipeline.threshold))
     gallery = Gallery(config.gallery.path)
+    matchers = MatcherUpdates(gallery, pipeline.recognizer_fingerprint, Matcher.from_gallery,
+                              recognizer.settings.threshold)
+    gallery.add_listener(matchers.changed)
     publisher = Publisher(config)
+    threshold = lambda: recognizer.settings.threshold
     holder = {}
 
     def on_change(*_):
-        service = holder.get("service")
-        if service is not None:
-            service._wakeup.set()
         if holder.get("shared") is not None:
             holder["shared"].poke()
 
@@ -103,10 +107,10 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
         from edge.daemon.report_publisher import ReportPublisher
         live = LiveEnroller(gallery, pipeline.recognizer_fingerprint, [c.name for c in config.cameras],
                             publisher.publish_response,
-                            lambda: holder["service"].threshold + holder["service"].confident_margin,
-                            same_person=lambda: holder["service"].threshold)
+                            lambda: recognizer.settings.threshold + recognizer.settings.confident_margin,
+                            same_person=threshold)
         report = ReportPublisher(gallery, lambda payload: publisher.publish_raw(
-            publisher.topic("gallery/report"), payload, retain=True), lambda: holder["service"].threshold,
+            publisher.topic("gallery/report"), payload, retain=True), threshold,
             config.gallery.report_target_far, config.gallery.report_on_change)
         handler = GalleryCommandHandler(gallery, pipeline, config.limits, on_change, publisher=publisher,
                                         discovery=Discovery(config, publisher.publish_raw), live=live, report=report)
@@ -116,6 +120,7 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
         announce = handler.announce if handler is not None else (lambda: None)
 
         def synced():       # a change from another door: new matcher, gallery/state, HA entities
+            matchers.changed()
             on_change()
             announce()
         shared = holder["shared"] = SharedGallery(config, gallery, pipeline, publisher, on_change=synced)
@@ -124,13 +129,10 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
     from edge.daemon.presence import Presence
     presence = Presence(publisher.publish_presence, lambda: [p.name for p in gallery.list_people()])
     publisher.on_connected(presence.republish)
-    service = Service(config, pipeline, gallery, Matcher.from_gallery, publisher, notifier,
-                      command_handler=handler, capture_factory=capture_factory, once=once,
-                      max_seconds=max_seconds,
-                      config_loader=(lambda: load_config(config_path)) if config_path else None, hooks=hooks,
-                      presence=presence)
-    holder["service"] = service
-    return service
+    return Service(config, recognizer, matchers, publisher, notifier, command_handler=handler,
+                   capture_factory=capture_factory, once=once, max_seconds=max_seconds,
+                   config_loader=(lambda: load_config(config_path)) if config_path else None, hooks=hooks,
+                   presence=presence)
 
 
 def install_signals(service):

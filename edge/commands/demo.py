@@ -190,4 +190,4 @@ def _summary(printer, service, elapsed):
         sum(e["type"] == "end" for e in events), ", ".join(identities) or "none"))
     print("processed {} frames in {:.1f} s ({:.1f} fps) on {}; latency capture->decision median {} ms, "
           "p95 {} ms".format(service._processed, elapsed, service._processed / max(elapsed, 1e-6),
-                             service.pipeline.backend_name, total.get("median"), total.get("p95")))
+                             service.recognizer.pipeline.backend_name, total.get("median"), total.get("p95")))

@@ -46,11 +46,14 @@ class TrackDecision(object):
         self.last = None       # type: Optional[Observation]
         self.best = None       # type: Optional[Observation]
         self.best_image = None  # type: Optional[np.ndarray]
+        self.snapshot = None   # type: Optional[str]   best_image as base64 JPEG, once encoded
         self.announced = None  # type: Optional[Decision]
-        self.skipped = 0       # frames not embedded since the last embedding (service bookkeeping)
+        self.skipped = 0       # frames not embedded since the last embedding (recogniser bookkeeping)
 
-    def add(self, obs, image=None):
-        # type: (Observation, Optional[np.ndarray]) -> None
+    def add(self, obs):
+        # type: (Observation) -> bool
+        """Count one frame's vote; True when obs became the track's best frame (its image, if
+        snapshots are on, is then given to keep_image)."""
         self.frames += 1
         self.last = obs
         if obs.usable:
@@ -58,15 +61,17 @@ class TrackDecision(object):
             self.weight[obs.identity] = self.weight.get(obs.identity, 0.0) + weight
             self.weighted_sim[obs.identity] = self.weighted_sim.get(obs.identity, 0.0) + weight * obs.similarity
             self.votes[obs.identity] = self.votes.get(obs.identity, 0) + 1
-        if self.improves_best(obs):
+        if self.best is None or obs.quality > self.best.quality:
             self.best = obs
-            if image is not None:
-                self.best_image = image
+            return True
+        return False
 
-    def improves_best(self, obs):
-        # type: (Observation) -> bool
-        """obs would become the best frame (and its image the snapshot)."""
-        return self.best is None or obs.quality > self.best.quality
+    def keep_image(self, image):
+        # type: (Optional[np.ndarray]) -> None
+        """The best frame's face; its JPEG (snapshot) is encoded once, when first asked for."""
+        if image is not None:
+            self.best_image = image
+            self.snapshot = None
 
     def decision(self):
         # type: () -> Decision

@@ -162,6 +162,7 @@ class Gallery(object):
         except OSError as exc:
             raise GalleryError("cannot create the gallery {}: {}".format(self.path, exc.strerror or exc))
         self._lock = threading.RLock()
+        self._listeners = []  # type: List[Callable[[], None]]
         try:
             self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
                                        check_same_thread=False)
@@ -225,6 +226,15 @@ class Gallery(object):
                 self.gallery._lock.release()
             return False
 
+    def add_listener(self, listener):
+        # type: (Callable[[], None]) -> None
+        """listener() after every committed change made through this object (on the changing thread)."""
+        self._listeners.append(listener)
+
+    def _notify(self):
+        for listener in self._listeners:
+            listener()
+
     def _transaction(self):
         return Gallery._Tx(self)
 
@@ -248,7 +258,8 @@ class Gallery(object):
                                (request_id, respond(result), now))
                     db.execute("DELETE FROM requests WHERE created < ? OR created < (SELECT created FROM requests "
                                "ORDER BY created DESC LIMIT 1 OFFSET ?)", (now - REQUEST_MAX_AGE_S, REQUEST_HISTORY))
-                return result
+            self._notify()
+            return result
         except sqlite3.IntegrityError as exc:
             raise GalleryError("gallery constraint failed: {}".format(exc))
         except sqlite3.OperationalError as exc:

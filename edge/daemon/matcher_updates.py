@@ -1,0 +1,101 @@
+"""The matcher, rebuilt off the loop thread whenever the gallery changes.
+
+The gallery notifies (`Gallery.add_listener`) after every committed change in this process;
+a change by another process (the `faceedge gallery` CLI on the same file) is seen by polling
+the version every POLL_S, on this thread too. The loop only takes the newest matcher
+(`take`, a reference swap): it never reads SQLite nor waits for the gallery's lock, so an
+enrollment that holds the gallery for seconds does not delay frames.
+"""
+import logging
+import threading
+import time
+from typing import Callable, NamedTuple, Optional
+
+log = logging.getLogger("faceedge.matcher")
+
+POLL_S = 1.0
+
+Built = NamedTuple("Built", [
+    ("matcher", object),     # edge.matching.Matcher
+    ("version", int),        # the gallery version it was built from
+    ("summary", object),     # edge.gallery.store.Summary at that version (for stats)
+])
+
+
+class MatcherUpdates(object):
+    def __init__(self, gallery, fingerprint, factory, threshold, poll_s=POLL_S):
+        # type: (object, str, Callable[[object, str, float], object], float, float) -> None
+        """factory(gallery, fingerprint, threshold) -> a matcher (edge.matching.Matcher.from_gallery)."""
+        self.gallery = gallery
+        self.fingerprint = fingerprint
+        self.factory = factory
+        self.poll_s = poll_s
+        self._threshold = threshold
+        self._lock = threading.Lock()       # guards _fresh/_threshold only: never held while building
+        self._fresh = None                  # type: Optional[Built]
+        self.latest = None                  # type: Optional[Built]
+        self._wanted = threading.Event()
+        self._stop = threading.Event()
+        self._thread = None                 # type: Optional[threading.Thread]
+
+    def start(self):
+        # type: () -> Built
+        """Build the first matcher now (before the loop runs), then watch for changes."""
+        first = self._build()
+        self._thread = threading.Thread(target=self._run, name="matcher-updates")
+        self._thread.daemon = True
+        self._thread.start()
+        return first
+
+    def changed(self, *_):
+        # type: (*object) -> None
+        """The gallery changed (any thread): rebuild soon."""
+        self._wanted.set()
+
+    def rebuild(self, threshold):
+        # type: (float) -> None
+        """A new threshold (reload): rebuild even if the gallery did not change."""
+        with self._lock:
+            self._threshold = threshold
+        self._wanted.set()
+
+    def take(self):
+        # type: () -> Optional[Built]
+        """The matcher built since the last take, or None (the loop's only call)."""
+        with self._lock:
+            fresh, self._fresh = self._fresh, None
+        return fresh
+
+    def stop(self):
+        # type: () -> None
+        self._stop.set()
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    def _run(self):
+        while not self._stop.is_set():
+            wanted = self._wanted.wait(self.poll_s)
+            if self._stop.is_set():
+                return
+            self._wanted.clear()
+            try:
+                if wanted or self.gallery.version != self.latest.version:
+                    built = self._build()
+                    with self._lock:
+                        self._fresh = built
+            except Exception:      # a broken read must not end the updates: the old matcher stays
+                log.exception("rebuilding the matcher failed; keeping the previous one")
+                time.sleep(self.poll_s)
+
+    def _build(self):
+        # type: () -> Built
+        with self._lock:
+            threshold = self._threshold
+        # summary first: a change landing in between makes the version differ, and the next poll rebuilds
+        summary = self.gallery.summary()
+        matcher = self.factory(self.gallery, self.fingerprint, threshold)
+        built = Built(matcher, summary.version, summary)
+        self.latest = built
+        log.info("matcher loaded (gallery version %s, threshold %.3f)", summary.version, threshold)
+        return built

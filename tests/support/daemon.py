@@ -1,0 +1,75 @@
+"""Running the service in-process: real configs (edge.daemon.config), recording sinks."""
+import json
+
+from edge.daemon.config import config_from_dict
+
+
+class RecordingPublisher(object):
+    """Stands in for MQTT where a test is about the service loop, not the transport."""
+
+    def __init__(self):
+        self.events, self.stats, self.responses = [], [], []
+        self.started = self.stopped = False
+
+    def start(self):
+        self.started = True
+
+    def publish_event(self, payload):
+        self.events.append(json.loads(payload))
+
+    def publish_stats(self, stats):
+        self.stats.append(stats)
+
+    def publish_response(self, payload):
+        self.responses.append(payload)
+
+    def on_command(self, callback):
+        self.callback = callback
+
+    def stop(self):
+        self.stopped = True
+
+
+class RecordingNotifier(object):
+    def __init__(self, interval=0.0):
+        self.messages = []
+        self.interval = interval
+
+    def ready(self):
+        self.messages.append("READY=1")
+
+    def status(self, text):
+        self.messages.append("STATUS=" + text)
+
+    def watchdog(self):
+        self.messages.append("WATCHDOG=1")
+
+    def stopping(self):
+        self.messages.append("STOPPING=1")
+
+    def watchdog_interval_s(self):
+        return self.interval
+
+
+def service_config(cameras, **sections):
+    """A validated Config (the daemon's own type) for in-process services: cameras as dicts
+    ({"name", "source", "type", "loop"}); sections: {section: {key: value}} over the defaults.
+    Tracks end after 1 s without their face (the tests' videos are short)."""
+    data = {"device": {"id": "test"}, "recognition": {"track_timeout_s": 1.0}, "cameras": list(cameras)}
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return config_from_dict(data, "<test>")
+
+
+def make_service(config, pipeline, gallery, publisher=None, notifier=None, **kwargs):
+    """The service as `faceedge run` wires it, minus MQTT: recogniser, matcher updates, sinks."""
+    from edge.daemon.matcher_updates import MatcherUpdates
+    from edge.daemon.recognizer import FrameRecognizer, settings_from
+    from edge.daemon.service import Service
+    from edge.matching import Matcher
+    recognizer = FrameRecognizer(pipeline, settings_from(config, pipeline.threshold))
+    matchers = MatcherUpdates(gallery, pipeline.recognizer_fingerprint, Matcher.from_gallery,
+                              recognizer.settings.threshold)
+    gallery.add_listener(matchers.changed)
+    return Service(config, recognizer, matchers, publisher or RecordingPublisher(),
+                   notifier or RecordingNotifier(), **kwargs)
