@@ -8,7 +8,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 
 from edge.align import align_face
-from edge.backends import create_backend
+from edge.engines import create_backend
 from edge.detectors import Detector, create_detector
 from edge.models.manifest import PROFILES, model_fingerprint, resolve_models
 from edge.quality import assess
@@ -87,6 +87,12 @@ class FacePipeline(object):
     def process(self, image, source="", min_quality=None):
         # type: (np.ndarray, str, Optional[float]) -> List[Face]
         return self.process_timed(image, min_quality)[0]
+
+    def close(self):
+        # type: () -> None
+        """Release both models (TensorRT: device and page-locked memory); the daemon calls it at exit."""
+        for backend in (self.detector.backend, self.recognizer.backend):
+            backend.close()
 
     def embed_crops(self, crops):
         # type: (Sequence[np.ndarray]) -> np.ndarray

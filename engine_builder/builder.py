@@ -35,17 +35,6 @@ BuildSettings = NamedTuple("BuildSettings", [
 ])
 
 
-def import_tensorrt():
-    # type: () -> Any
-    try:
-        import tensorrt  # noqa: lazy, Jetson only
-    except ImportError as exc:
-        raise BackendError("TensorRT cannot be imported ({}): on a Jetson install python3-libnvinfer and "
-                           "run faceedge on the system Python (or a --system-site-packages venv), "
-                           "or use backend = onnxruntime".format(exc))
-    return tensorrt
-
-
 def api_features(trt, builder=None, config=None):
     # type: (Any, Any, Any) -> Dict[str, bool]
     flags = getattr(trt, "BuilderFlag", None)

@@ -1,4 +1,4 @@
-"""Decisions: which precision, is there a matching engine, build, verify, fall back, keep or retire.
+"""Decisions: which precision, is there a matching engine, build, fall back, keep or retire.
 
 The daemon and `faceedge build-engines` both come here; TensorRT and pycuda are passed in
 (or imported lazily), so everything but the TensorRT calls runs on any machine.
@@ -8,8 +8,6 @@ import os
 import sys
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
-
-import numpy as np
 
 import edge
 from edge.errors import BackendError, ConfigError
@@ -73,23 +71,6 @@ def engine_options(engine_dir=None, precision="auto", calibration_dir="", build_
                          bounds or verifymod.DEFAULT_BOUNDS, bool(progress))
 
 
-class RunTimeModels(object):
-    """How run-time code preprocesses and decodes, per family (the same code, not a copy).
-
-    Imported lazily from edge.detectors / edge.recognizers; tests may pass their own."""
-
-    def recognizer_preprocess(self, family, backend):
-        # type: (str, Any) -> Callable[[List[np.ndarray]], np.ndarray]
-        from edge.recognizers import create_recognizer
-        return create_recognizer(family, backend).preprocess
-
-    def detector(self, family, backend, size):
-        # type: (str, Any, Tuple[int, int]) -> Any
-        """A detector whose letterbox fills exactly `size` (the profile's opt shape)."""
-        from edge.detectors import create_detector
-        return create_detector(family, backend, det_size=max(size), fixed_input=True)
-
-
 def detector_square(profile):
     # type: (Tuple[Tuple[int, ...], ...]) -> Tuple[int, int]
     """(S, S) with S the opt shape's shorter side: the run-time detector's fixed input is square,
@@ -98,26 +79,18 @@ def detector_square(profile):
     return side, side
 
 
-def synthetic_images(count, shape, seed=0):
-    # type: (int, Tuple[int, int], int) -> List[np.ndarray]
-    """Smooth random BGR images: used for verification only when no real samples exist (said so)."""
-    import cv2
-    rng = np.random.RandomState(seed)
-    out = []
-    for _ in range(count):
-        small = rng.randint(0, 256, size=(8, 8, 3)).astype(np.uint8)
-        out.append(cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC))
-    return out
+class EngineBuilder(object):
+    """Finding and building engines. What needs the TensorRT runtime or the run-time models
+    (opening and verifying an engine, the reference preprocessing) is a subclass's job:
+    edge.engines.EngineManager, which sits above this package and edge.backends."""
 
-
-class EngineManager(object):
     def __init__(self, options, trt=None, allocator=None, platform_info=None, models=None, stream=None):
         # type: (EngineOptions, Any, Any, Optional[PlatformInfo], Optional[RunTimeModels], Any) -> None
         self.options = options
         self.cache = EngineCache(options.engine_dir)
         self.trt = trt
         self.allocator = allocator
-        self.models = models or RunTimeModels()
+        self.models = models
         self.stream = stream or sys.stderr
         self._platform = platform_info
         self._calibration = None   # type: Any
@@ -128,16 +101,19 @@ class EngineManager(object):
     def _tensorrt(self):
         # type: () -> Any
         if self.trt is None:
-            from engine_builder.builder import import_tensorrt
+            from edge.nvidia import import_tensorrt
             self.trt = import_tensorrt()
         return self.trt
 
     def _allocator(self):
         # type: () -> Any
+        """The CUDA allocator (edge.backends.cuda), passed in by the subclass."""
         if self.allocator is None:
-            from engine_builder.cuda import PycudaAllocator
-            self.allocator = PycudaAllocator()
+            raise BackendError("no CUDA allocator given to the engine builder")
         return self.allocator
+
+    # The subclass (edge.engines) gives: reference_backend(onnx_path) -> an ONNX Runtime backend,
+    # verify(request, entry) -> figures of the engine against the ONNX model.
 
     def platform(self):
         # type: () -> PlatformInfo
@@ -168,7 +144,7 @@ class EngineManager(object):
         if wanted == "auto" and not api_features(self._tensorrt())["fp16_flag"]:
             if not self._warned_strongly_typed:
                 self._warned_strongly_typed = True
-                self._say("TensorRT {} has no FP16/INT8 builder flags (TensorRT 11+ networks are strongly "
+                log.warning("%s", "TensorRT {} has no FP16/INT8 builder flags (TensorRT 11+ networks are strongly "
                           "typed; implicit FP16/INT8 no longer exist): building FP32 engines".format(
                               info.tensorrt or "?"))
             return ["fp32"]
@@ -253,23 +229,6 @@ class EngineManager(object):
         wanted = fpmod.key(self.fingerprint(request, top))
         return any(r.get("key") == wanted for r in (entry.metadata.get("build") or {}).get("refused", []))
 
-    def open_backend(self, request):
-        # type: (EngineRequest) -> Any
-        """A TensorRTBackend; an engine that no longer deserialises is marked and rebuilt once."""
-        from edge.backends.tensorrt_backend import EngineIncompatibleError, TensorRTBackend
-        entry = self.ensure(request)
-        try:
-            _check_size(entry, EngineIncompatibleError)
-            return TensorRTBackend(entry.engine_path, entry.fingerprint.precision, self._tensorrt(), self._allocator())
-        except EngineIncompatibleError as exc:
-            log.warning("%s", exc)
-            self.cache.set_status(entry, "incompatible", reason=str(exc))
-            if not self.options.build_on_start:
-                raise EngineIncompatibleError("{}; engines.build_on_start is off: run `faceedge build-engines "
-                                              "--force` to rebuild it".format(exc))
-            entry = self.build(request)
-            return TensorRTBackend(entry.engine_path, entry.fingerprint.precision, self._tensorrt(), self._allocator())
-
     # -- building --
     def build(self, request):
         # type: (EngineRequest) -> EngineEntry
@@ -296,15 +255,11 @@ class EngineManager(object):
             reasons.append("{}: {}".format(precision, reason))
             refused.append({"precision": precision, "key": fpmod.key(entry.fingerprint), "reason": reason})
             if i + 1 < len(chain):
-                self._say("{} {} engine refused ({}): falling back to {}".format(
+                log.warning("%s", "{} {} engine refused ({}): falling back to {}".format(
                     request.role, precision.upper(), reason, chain[i + 1].upper()))
         raise BackendError("no engine for {} passed verification ({}): check the model or raise the bounds; "
                            "backend = onnxruntime still works".format(os.path.basename(request.onnx_path),
                                                                       "; ".join(reasons)))
-
-    def _say(self, text):
-        # type: (str) -> None
-        log.warning("%s", text)
 
     def _build_one(self, request, precision, refused=()):
         # type: (EngineRequest, str, Any) -> Tuple[EngineEntry, bool, str]
@@ -326,19 +281,7 @@ class EngineManager(object):
         with BuildProgress(label, stream=self.stream, enabled=self.options.progress) as progress:
             with alloc.active():
                 data = build_serialized(trt, request.onnx_path, settings, progress=progress, activate=alloc.active)
-        build_info = {
-            "faceedge": edge.__version__,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "build_seconds": round(time.time() - started, 1),
-            "onnx_path": os.path.abspath(request.onnx_path),
-            "family": request.family,
-            "board": self.platform().board,
-            "jetpack": self.platform().jetpack,
-            "api": api_features(trt),
-            "calibration_batches": int(getattr(calibrator, "batches_used", 0)),
-            "calibration_dir": self.options.calibration_dir if precision == "int8" else "",
-            "refused": list(refused),     # better precisions tried first for this request
-        }
+        build_info = _build_info(self, request, precision, trt, started, calibrator, refused)
         entry = self.cache.store(fp, stem, data, build_info)
         try:
             figures = self.verify(request, entry)
@@ -352,81 +295,52 @@ class EngineManager(object):
             entry = self.cache.promote(entry)
             log.info("%s: verified (%s)", label, reason)
         else:
-            self._say("{}: REFUSED ({})".format(label, reason))
+            log.warning("%s", "{}: REFUSED ({})".format(label, reason))
             self.cache.remove(entry)
         return entry, ok, reason
 
+    def calibration_batches(self, request, fp):
+        # type: (EngineRequest, EngineFingerprint) -> Tuple[Any, Tuple[int, ...]]
+        """(batches, shape): the calibration set preprocessed exactly as at run time."""
+        from calibration import dataset
+        paths = dataset.require(self.calibration_set(), request.role)
+        if request.role == "recognizer":
+            shape = (self.options.calibration_batch,) + tuple(fp.profile[1][1:])
+        else:
+            shape = (1, fp.profile[1][1]) + detector_square(fp.profile)
+        # Preprocessing only: the reference backend is never run here.
+        ref = self.reference_backend(request.onnx_path)
+        if request.role == "recognizer":
+            pre = self.models.recognizer_preprocess(request.family, ref)
+            return dataset.recognizer_batches(paths, pre, shape[0]), shape
+        det = self.models.detector(request.family, ref, shape[2:])
+        return dataset.detector_batches(paths, det.preprocess, 1), shape
+
     def _calibrator(self, request, fp):
         # type: (EngineRequest, EngineFingerprint) -> Tuple[Any, Tuple[int, ...]]
-        from calibration import dataset
-        from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
         from engine_builder.calibrator import make_entropy_calibrator
-        cset = self.calibration_set()
-        paths = dataset.require(cset, request.role)
-        if request.role == "recognizer":
-            batch = self.options.calibration_batch
-            shape = (batch,) + tuple(fp.profile[1][1:])
-        else:
-            batch = 1
-            shape = (batch, fp.profile[1][1]) + detector_square(fp.profile)
-        # Preprocessing only: the reference backend is never run here.
-        ref = OnnxRuntimeBackend(request.onnx_path, threads=1)
-        if request.role == "recognizer":
-            batches = dataset.recognizer_batches(paths, self.models.recognizer_preprocess(request.family, ref), batch)
-        else:
-            det = self.models.detector(request.family, ref, shape[2:])
-            batches = dataset.detector_batches(paths, det.preprocess, batch)
+        batches, shape = self.calibration_batches(request, fp)
         table = self.cache.calibration_table_path(fp.model_sha256, fp.calibration_sha256, shape, fp.tensorrt)
         return make_entropy_calibrator(self._tensorrt(), self._allocator(), batches, shape, table), shape
 
-    def verify(self, request, entry):
-        # type: (EngineRequest, EngineEntry) -> Dict[str, Any]
-        """Engine vs ONNX Runtime on held-out samples (synthetic ones only when none exist; recorded)."""
-        from calibration import dataset
-        from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-        from edge.backends.tensorrt_backend import TensorRTBackend
-        ref = OnnxRuntimeBackend(request.onnx_path)
-        engine = TensorRTBackend(entry.engine_path, entry.fingerprint.precision, self._tensorrt(), self._allocator())
-        try:
-            cset = self.calibration_set()
-            held = dataset.split(cset.files.get(request.role, []))[1] if cset is not None else []
-            source = "held-out calibration samples" if held else "synthetic images (no calibration set)"
-            if not request.family:
-                # No family, no preprocessing: random inputs in 0..255, raw outputs compared.
-                shape = entry.fingerprint.profile[1]
-                tensors = np.random.RandomState(0).uniform(0, 255, (4,) + tuple(shape[1:])).astype(np.float32)
-                figures = verifymod.compare_raw_outputs(ref, engine, tensors)
-                figures["samples_source"] = "random tensors (model family unknown)"
-                return figures
-            if request.role == "recognizer":
-                crops = [dataset.read_image(p) for p in held] or synthetic_images(16, (112, 112))
-                tensors = self.models.recognizer_preprocess(request.family, ref)(crops)
-                figures = verifymod.compare_recognizer(ref, engine, tensors, batch_size=min(8, engine.max_batch))
-            else:
-                size = detector_square(entry.fingerprint.profile)
-                if held:
-                    images = [dataset.read_image(p) for p in held]
-                    figures = verifymod.compare_detector(self.models.detector(request.family, ref, size),
-                                                         self.models.detector(request.family, engine, size), images)
-                else:
-                    # No faces in synthetic frames: compare raw outputs instead of decoded boxes.
-                    det = self.models.detector(request.family, ref, size)
-                    tensors = np.concatenate([det.preprocess(img)[0] for img in synthetic_images(4, tuple(size))])
-                    figures = verifymod.compare_raw_outputs(ref, engine, tensors)
-            figures["samples_source"] = source
-            return figures
-        finally:
-            engine.close()
 
-
-def _check_size(entry, error):
-    # type: (EngineEntry, type) -> None
-    """A truncated or overwritten engine is refused before TensorRT parses it."""
-    built = (entry.metadata.get("build") or {}).get("engine_bytes")
-    size = os.path.getsize(entry.engine_path)
-    if built is not None and size != built:
-        raise error("engine {} is truncated or damaged ({} bytes, {} when built): it will be rebuilt"
-                    .format(entry.engine_path, size, built))
+def _build_info(builder, request, precision, trt, started, calibrator, refused):
+    # type: (EngineBuilder, EngineRequest, str, Any, float, Any, Any) -> Dict[str, Any]
+    """The metadata's `build` section: what built the engine, when, from what."""
+    info = builder.platform()
+    return {
+        "faceedge": edge.__version__,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "build_seconds": round(time.time() - started, 1),
+        "onnx_path": os.path.abspath(request.onnx_path),
+        "family": request.family,
+        "board": info.board,
+        "jetpack": info.jetpack,
+        "api": api_features(trt),
+        "calibration_batches": int(getattr(calibrator, "batches_used", 0)),
+        "calibration_dir": builder.options.calibration_dir if precision == "int8" else "",
+        "refused": list(refused),     # better precisions tried first for this request
+    }
 
 
 def request_for(onnx_path, family, role=None):

@@ -124,7 +124,7 @@ def test_runtime_preprocessing_parity(tmp_path, photos, model_dir):
     from edge import recognizers
     from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
     from edge.models.manifest import resolve_profile
-    from engine_builder.manager import RunTimeModels
+    from edge.engines import RunTimeModels
     models = resolve_profile("default", model_dir)
     backend = OnnxRuntimeBackend(models.recognizer_path)
     out = str(tmp_path / "set")
@@ -142,7 +142,7 @@ def test_detector_calibration_batches_are_what_the_run_time_detector_feeds(tmp_p
     """Frames the size of the engine's opt shape: the calibrator sees exactly the pipeline's detector input."""
     import cv2
     from edge.pipeline import open_pipeline
-    from engine_builder.manager import RunTimeModels
+    from edge.engines import RunTimeModels
     pipeline = open_pipeline("default", model_dir, "onnxruntime", det_size=320)
     frames = [cv2.resize(p, (320, 320)) for p in photos]
     out = str(tmp_path / "set")

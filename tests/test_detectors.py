@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from edge.backends import create_backend
+from edge.engines import create_backend
 from edge.detectors import create_detector
 from edge.detectors.base import letterbox_geometry, nms
 from edge.detectors.retinaface import priors

@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pytest
 
-from edge.backends import create_backend
+from edge.engines import create_backend
 from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
 from edge.backends.tensorrt_backend import TensorRTBackend
 from edge.errors import BackendError
-from engine_builder.cuda import PycudaAllocator
-from engine_builder.manager import EngineManager, EngineRequest, engine_options
+from edge.backends.cuda import PycudaAllocator
+from edge.engines import EngineManager, EngineRequest, engine_options
 from tests.fakes import make_fakes
 from tests.fakes.models import TinyModels, tiny_detector, tiny_recognizer
 
@@ -88,7 +88,7 @@ def test_factory_uses_tensorrt_when_importable(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setitem(sys.modules, "pycuda", pycuda)
     monkeypatch.setitem(sys.modules, "pycuda.driver", cuda)
-    monkeypatch.setattr("engine_builder.manager.RunTimeModels", TinyModels)
+    monkeypatch.setattr("edge.engines.RunTimeModels", TinyModels)
     path = tiny_recognizer(str(tmp_path / "r.onnx"))
     backend = create_backend(path, "auto", engine_dir=str(tmp_path / "e"), family="sface", progress=False)
     assert backend.name == "tensorrt" and backend.precision == "fp16"

@@ -9,8 +9,8 @@ import pytest
 
 from edge.errors import BackendError, ConfigError
 from engine_builder.builder import BuildSettings, build_serialized
-from engine_builder.cuda import PycudaAllocator
-from engine_builder.manager import EngineManager, EngineRequest, engine_options
+from edge.backends.cuda import PycudaAllocator
+from edge.engines import EngineManager, EngineRequest, engine_options
 from engine_builder.progress import BuildProgress
 from tests.fakes import make_fakes
 from tests.fakes.models import TinyModels, tiny_detector, tiny_recognizer

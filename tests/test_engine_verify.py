@@ -63,8 +63,8 @@ def test_real_sface_through_fake_builder_matches_onnxruntime(tmp_path, model_dir
     """Real SFace ONNX: parse, profile, buffers, outputs vs ONNX Runtime (fake TensorRT, real ORT numbers)."""
     from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
     from edge.models.manifest import resolve_profile
-    from engine_builder.cuda import PycudaAllocator
-    from engine_builder.manager import EngineManager, EngineRequest, engine_options
+    from edge.backends.cuda import PycudaAllocator
+    from edge.engines import EngineManager, EngineRequest, engine_options
     from tests.fakes import make_fakes
     from tests.fakes.models import TinyModels
     m = resolve_profile("default", model_dir)
@@ -88,8 +88,8 @@ def test_real_pipeline_int8_build_with_real_preprocessing(tmp_path, model_dir, f
     from calibration.collect import collect, folder_images
     from edge.models.manifest import resolve_profile
     from edge.pipeline import open_pipeline
-    from engine_builder.cuda import PycudaAllocator
-    from engine_builder.manager import EngineManager, EngineRequest, engine_options
+    from edge.backends.cuda import PycudaAllocator
+    from edge.engines import EngineManager, EngineRequest, engine_options
     from tests.fakes import make_fakes
     m = resolve_profile("default", model_dir)
     pipeline = open_pipeline("default", model_dir, "onnxruntime")

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from edge.errors import BackendError
-from engine_builder.cuda import PycudaAllocator
-from engine_builder.manager import EngineManager, EngineRequest, engine_options
+from edge.backends.cuda import PycudaAllocator
+from edge.engines import EngineManager, EngineRequest, engine_options
 from tests.broker import Broker
 from tests.faults import Daemon, record_figure
 from tests.fakes import make_fakes

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from edge.backends import create_backend
+from edge.engines import create_backend
 from edge.evaluation import lfw
 from edge.imageio import read_image
 from edge.models.manifest import resolve_profile

@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from edge.backends import create_backend
+from edge.engines import create_backend
 from edge.backends.tensorrt_backend import TensorRTBackend, numpy_dtype
 from edge.errors import BackendError, GpuUnavailableError, ModelError
 from engine_builder.builder import BuildSettings, build_serialized
-from engine_builder.cuda import PycudaAllocator
-from engine_builder.manager import EngineManager, EngineRequest, engine_options
+from edge.backends.cuda import PycudaAllocator
+from edge.engines import EngineManager, EngineRequest, engine_options
 from tests.cli import faceedge
 from tests import conftest
 from tests.fakes import make_fakes
@@ -117,7 +117,7 @@ def _install(monkeypatch, trt, cuda):
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setitem(sys.modules, "pycuda", pycuda)
     monkeypatch.setitem(sys.modules, "pycuda.driver", cuda)
-    monkeypatch.setattr("engine_builder.manager.RunTimeModels", TinyModels)
+    monkeypatch.setattr("edge.engines.RunTimeModels", TinyModels)
 
 
 def test_auto_falls_back_to_onnxruntime_when_tensorrt_cannot_start(tmp_path, monkeypatch, caplog):
@@ -168,3 +168,39 @@ def test_tensorrt_11_int8_refusal_does_not_suggest_fp16(tmp_path):
         build_serialized(trt, tiny_recognizer(str(tmp_path / "r.onnx")), _det_settings()._replace(
             precision="int8", input_name="data", profile=((1, 3, 112, 112),) * 3))
     assert "fp16" not in str(err.value).lower() and "Q/DQ" in str(err.value)
+
+
+def test_pipeline_close_releases_both_backends(model_dir):
+    from edge.pipeline import open_pipeline
+    pipeline = open_pipeline("default", model_dir, backend="onnxruntime")
+    image = np.zeros((120, 160, 3), np.uint8)
+    assert pipeline.process(image) == []
+    pipeline.close()
+    with pytest.raises(BackendError, match="closed"):
+        pipeline.process(image)
+    with pytest.raises(BackendError, match="closed"):
+        pipeline.embed_crops([np.zeros((112, 112, 3), np.uint8)])
+
+
+def _imports(path):
+    import ast
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            yield node.module or ""
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name
+
+
+def test_engine_builder_and_the_runtime_do_not_import_each_other():
+    import glob
+    from tests.cli import REPO
+    daemon_side = (["edge", "daemon"], ["edge", "backends"], ["edge", "detectors"], ["edge", "recognizers"],
+                   ["edge", "engines"])
+    found = ["{}: {}".format(path, name) for path in glob.glob(os.path.join(REPO, "engine_builder", "*.py"))
+             for name in _imports(path) if name.split(".")[:2] in daemon_side]
+    found += ["{}: {}".format(path, name) for path in glob.glob(os.path.join(REPO, "edge", "backends", "*.py"))
+              for name in _imports(path) if name.split(".")[0] == "engine_builder" or name == "edge.engines"]
+    assert found == []

@@ -5,7 +5,7 @@ from typing import List
 import numpy as np
 
 from edge.backends.base import Backend
-from edge.errors import ModelError
+from edge.errors import BackendError, ModelError
 
 
 def _default_threads():
@@ -40,4 +40,10 @@ class OnnxRuntimeBackend(Backend):
 
     def run(self, batch):
         # type: (np.ndarray) -> List[np.ndarray]
+        if self._session is None:
+            raise BackendError("model {} was closed".format(self.path))
         return self._session.run(list(self.output_names), {self.input_name: batch})
+
+    def close(self):
+        # type: () -> None
+        self._session = None

@@ -58,10 +58,10 @@ class TensorRTBackend(Backend):
     def __init__(self, engine_path, precision="fp16", trt=None, allocator=None, logger=None):
         # type: (str, str, Any, Any, Any) -> None
         if trt is None:
-            from engine_builder.builder import import_tensorrt
+            from edge.nvidia import import_tensorrt
             trt = import_tensorrt()
         if allocator is None:
-            from engine_builder.cuda import PycudaAllocator
+            from edge.backends.cuda import PycudaAllocator
             allocator = PycudaAllocator()
         self.path = engine_path
         self.precision = precision
@@ -127,7 +127,7 @@ class TensorRTBackend(Backend):
 
     def _io_bindings(self):
         # type: () -> List[IOTensor]
-        trt, engine = self._trt, self._engine
+        engine = self._engine
         out = []
         for i in range(engine.num_bindings):
             is_input = bool(engine.binding_is_input(i))

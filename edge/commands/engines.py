@@ -92,7 +92,7 @@ def _resolve_models(args, config):
 def _build(args):
     # type: (argparse.Namespace) -> int
     from engine_builder import verify
-    from engine_builder.manager import EngineManager, EngineRequest, engine_options
+    from edge.engines import EngineManager, EngineRequest, engine_options
     config = None
     if args.config:
         from edge.daemon.config import load_config
@@ -201,8 +201,8 @@ def _clean(args):
 def _current_platform():
     """A fingerprint carrying only this machine's platform fields, or None without TensorRT."""
     try:
-        from engine_builder.builder import import_tensorrt
-        from engine_builder.cuda import PycudaAllocator
+        from edge.backends.cuda import PycudaAllocator
+        from edge.nvidia import import_tensorrt
         from engine_builder.fingerprint import EngineFingerprint
         from engine_builder import platform as platmod
         trt = import_tensorrt()

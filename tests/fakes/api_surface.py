@@ -91,8 +91,8 @@ def exercise(generation, workdir):
     import numpy as np
     from calibration.collect import collect
     from engine_builder.builder import api_features
-    from engine_builder.cuda import PycudaAllocator
-    from engine_builder.manager import EngineManager, EngineRequest, engine_options
+    from edge.backends.cuda import PycudaAllocator
+    from edge.engines import EngineManager, EngineRequest, engine_options
     from tests.fakes import make_fakes
     from tests.fakes.models import TinyModels, tiny_detector, tiny_recognizer
     trt, cuda, calls = make_fakes(generation)

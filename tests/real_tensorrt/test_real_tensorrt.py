@@ -71,14 +71,14 @@ def test_builder_and_runtime_without_cuda_become_our_error(trt, tmp_path):
 
 
 def test_auto_falls_back_to_onnxruntime_with_the_real_module(trt, generation, tmp_path, monkeypatch, caplog):
-    from edge.backends import create_backend
+    from edge.engines import create_backend
     from tests.fakes.models import TinyModels
     _, cuda, _ = make_fakes(generation)         # pycuda cannot exist here: the fake driver works
     pycuda = type(sys)("pycuda")
     pycuda.driver = cuda
     monkeypatch.setitem(sys.modules, "pycuda", pycuda)
     monkeypatch.setitem(sys.modules, "pycuda.driver", cuda)
-    monkeypatch.setattr("engine_builder.manager.RunTimeModels", TinyModels)
+    monkeypatch.setattr("edge.engines.RunTimeModels", TinyModels)
     path = tiny_recognizer(str(tmp_path / "r.onnx"))
     with caplog.at_level(logging.WARNING):
         backend = create_backend(path, "auto", engine_dir=str(tmp_path / "e"), family="sface", progress=False)
@@ -93,7 +93,7 @@ def test_calibrator_subclasses_the_real_base_and_is_constructed_correctly(trt, g
         assert not hasattr(trt, "IInt8EntropyCalibrator2")   # removed: our code never asks for one
         return
     from engine_builder.calibrator import make_entropy_calibrator
-    from engine_builder.cuda import PycudaAllocator
+    from edge.backends.cuda import PycudaAllocator
     _, cuda, _ = make_fakes(generation)
     batches = [np.full((2, 3, 4, 4), 1.0, np.float32), np.full((2, 3, 4, 4), 2.0, np.float32)]
     cal = make_entropy_calibrator(trt, PycudaAllocator(cuda=cuda), iter(batches), (2, 3, 4, 4),

@@ -2,6 +2,7 @@
 
 pycuda is imported lazily; the allocator keeps the device's primary context and pushes it
 around each use, so any thread may call it (pycuda.autoinit would bind the importing thread).
+The TensorRT runtime's memory (with the backend); the engine builder gets an allocator passed in.
 Not run on real hardware here: exercised only against tests/fakes/pycuda.
 """
 import contextlib
@@ -10,17 +11,7 @@ from typing import Any, Iterator, Optional, Tuple
 import numpy as np
 
 from edge.errors import BackendError
-
-
-def import_pycuda():
-    # type: () -> object
-    try:
-        import pycuda.driver as cuda  # noqa: lazy, Jetson only
-    except ImportError as exc:
-        raise BackendError("pycuda cannot be imported ({}): install it on the Jetson with "
-                           "`pip install pycuda` (needs nvcc on PATH), or use backend = onnxruntime"
-                           .format(exc))
-    return cuda
+from edge.nvidia import import_pycuda
 
 
 class Allocator(object):
