@@ -85,7 +85,7 @@ class EngineBuilder(object):
     edge.engines.EngineManager, which sits above this package and edge.backends."""
 
     def __init__(self, options, trt=None, allocator=None, platform_info=None, models=None, stream=None):
-        # type: (EngineOptions, Any, Any, Optional[PlatformInfo], Optional[RunTimeModels], Any) -> None
+        # type: (EngineOptions, Any, Any, Optional[PlatformInfo], Any, Any) -> None
         self.options = options
         self.cache = EngineCache(options.engine_dir)
         self.trt = trt
