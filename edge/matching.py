@@ -65,6 +65,7 @@ class Matcher(object):
         neg = np.flatnonzero(negative)
         self._row_person = person_ids[pos]
         self.index = index_factory(vectors[pos]) if len(pos) else None
+        self.dim = int(vectors.shape[1]) if len(person_ids) and vectors.ndim == 2 else 0
         self.people = len(np.unique(self._row_person))
         most = int(np.bincount(np.unique(self._row_person, return_inverse=True)[1]).max()) if len(pos) else 0
         self._rows = min(len(pos), max(MIN_ROWS, min(MAX_ROWS, (self.top_k + 2) * most)))
@@ -90,6 +91,9 @@ class Matcher(object):
         queries = np.asarray(embeddings, dtype=np.float32).reshape(len(embeddings), -1)
         if self.index is None:
             return [Match(None, None, 0.0, []) for _ in queries]
+        if queries.shape[1] != self.dim:
+            raise ValueError("the gallery's embeddings for this model are {}-d but the model made {}-d ones: "
+                             "remove the people enrolled with wrong embeddings".format(self.dim, queries.shape[1]))
         sims, rows = self.index.search(queries, self._rows)
         neg_best = None
         if self._negatives is not None:

@@ -25,6 +25,7 @@ from edge.errors import FaceEdgeError
 from edge.gallery.enrollment import sample_from_image
 from edge.gallery.store import AlreadyDone, Sample, validate_name
 from edge.imageio import decode_image
+from edge.models.manifest import known_embedding_dim
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,8 @@ class GalleryCommandHandler(object):
             raise CommandError("{} has {} entries, over limits.max_images_per_command ({}); split the command"
                                .format(key, len(items), self.limits.max_images_per_command))
         if embeddings is not None:
-            return self._embedding_samples(embeddings, _string(command, "fingerprint")), _string(command, "fingerprint")
+            fingerprint = _string(command, "fingerprint")
+            return self._embedding_samples(embeddings, fingerprint, self._dimension(fingerprint)), fingerprint
         samples = []  # type: List[Sample]
         for i, text in enumerate(images):
             label = "images[{}]".format(i)
@@ -224,13 +226,25 @@ class GalleryCommandHandler(object):
             samples.append(sample_from_image(self.pipeline, image, label))
         return samples, self.pipeline.recognizer_fingerprint
 
-    def _embedding_samples(self, embeddings, fingerprint):
-        # type: (list, str) -> List[Sample]
+    def _dimension(self, fingerprint):
+        # type: (str) -> Optional[int]
+        """The length embeddings of this model have, where known: a wrong length would make
+        every later frame fail to match (issue 13)."""
+        if fingerprint == self.pipeline.recognizer_fingerprint:
+            return self.pipeline.recognizer.dimension
+        return known_embedding_dim(fingerprint)
+
+    @staticmethod
+    def _embedding_samples(embeddings, fingerprint, dimension):
+        # type: (list, str, Optional[int]) -> List[Sample]
         samples = []
         for i, vector in enumerate(embeddings):
             if (not isinstance(vector, list) or not 16 <= len(vector) <= 4096
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vector)):
                 raise CommandError("embeddings[{}] must be a list of 16-4096 numbers".format(i))
+            if dimension is not None and len(vector) != dimension:
+                raise CommandError("embeddings[{}] has {} numbers; model {} makes {}-d embeddings".format(
+                    i, len(vector), fingerprint[:16], dimension))
             array = np.asarray(vector, np.float32)
             norm = float(np.linalg.norm(array))
             if not np.isfinite(norm) or norm == 0.0:

@@ -92,10 +92,12 @@ class Publisher(object):
 
     # -- paho callbacks (network thread) --------------------------------------------------
     def _connected(self):
-        self._client.publish(self.topic("available"), "online", qos=1, retain=True)
+        # Subscribe before saying `online`: a client that sends a command as soon as it sees
+        # `online` must not find the device not yet subscribed (the command would be lost).
         self._client.subscribe(self.topic("gallery/set"), qos=1)
         for topic_filter, _ in self._subscriptions:
             self._client.subscribe(topic_filter, qos=1)
+        self._client.publish(self.topic("available"), "online", qos=1, retain=True)
         for hook in self._connect_hooks:
             try:
                 hook()

@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from edge.daemon.camera import Camera
 from edge.daemon.hires import HiresCutter, main_stream_spec
@@ -53,6 +53,8 @@ class Service(object):
         self._processed = 0
         self._processed_times = []     # type: List[float]
         self._events = 0
+        self._frame_errors = 0
+        self._last_frame_error = None  # type: Optional[str]
         self.cameras = []              # type: List[Camera]
         self.hires = {}                # type: Dict[str, HiresCutter]   camera -> its main stream
 
@@ -185,7 +187,13 @@ class Service(object):
     # ---- per frame --------------------------------------------------------------------------
     def _process(self, frame):
         embed_all = any(h.wants_embeddings(frame.source) for h in self.hooks)
-        result = self.recognizer.recognize(frame, time.monotonic(), embed_all, self.hires.get(frame.source))
+        try:
+            result = self.recognizer.recognize(frame, time.monotonic(), embed_all, self.hires.get(frame.source))
+        except Exception as exc:
+            # One bad frame (or a bad gallery entry) must not end recognition; the watchdog is fed
+            # only by frames that succeed, so failing every frame still gets the service restarted.
+            self._frame_failed(frame, exc)
+            return
         self._publish_all(result.events)
         if self.hooks:
             processed = ProcessedFrame(frame, result.faces, result.matches, result.track_ids, result.identities,
@@ -199,6 +207,16 @@ class Service(object):
             del self._processed_times[:60]
         self.watchdog.beat(done)
         self.latency.add_many(list(result.stages_ms.items()) + [("frame_total", (done - frame.captured_mono) * 1000.0)])
+
+    def _frame_failed(self, frame, exc):
+        self._frame_errors += 1
+        cause = "{}: {}".format(type(exc).__name__, exc)
+        if cause != self._last_frame_error:     # a repeated cause is counted, its traceback logged once
+            log.exception("processing a frame of camera %s failed: %s", frame.source, cause)
+        elif self._frame_errors & (self._frame_errors - 1) == 0:    # then at 2, 4, 8, ... failures
+            log.error("processing a frame of camera %s failed again (%d so far): %s",
+                      frame.source, self._frame_errors, cause)
+        self._last_frame_error = cause
 
     @staticmethod
     def _call_hook(method, *args):
@@ -270,6 +288,8 @@ class Service(object):
             "processed_frames": self._processed,
             "processed_fps": round(self.processed_fps(), 1),
             "events": self._events,
+            "frame_errors": self._frame_errors,
+            "last_frame_error": self._last_frame_error,
             "tracks": self.recognizer.track_count(),
             "cameras": cameras,
             "latency_ms": self.latency.summary(),

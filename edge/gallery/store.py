@@ -17,6 +17,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optiona
 import numpy as np
 
 from edge.errors import GalleryError
+from edge.models.manifest import known_embedding_dim
 
 MAX_NAME_LENGTH = 100
 REQUEST_HISTORY = 10000              # responses kept for repeated requests...
@@ -378,6 +379,10 @@ class Gallery(object):
     def _insert_embedding(db, sample_id, fingerprint, vector):
         # type: (sqlite3.Connection, int, str, np.ndarray) -> None
         data = _vector_bytes(vector)
+        known = known_embedding_dim(fingerprint)
+        if known is not None and len(data) != known * 4:
+            raise GalleryError("a {}-d embedding cannot come from model {}, whose embeddings are {}-d".format(
+                len(data) // 4, fingerprint[:16], known))
         # One model makes one length: a mixed matrix could not be searched.
         row = db.execute("SELECT length(vector) FROM embeddings WHERE fingerprint=? LIMIT 1", (fingerprint,)).fetchone()
         if row is not None and int(row[0]) != len(data):

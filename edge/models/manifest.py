@@ -154,6 +154,21 @@ def profile_models(name):
     return MODELS[profile.detector], MODELS[profile.recognizer]
 
 
+# What each pinned recognizer's embeddings measure; an embedding claiming one of these
+# fingerprints with another length is refused before it reaches a gallery (issue 13).
+EMBEDDING_DIMS = {"sface": 128, "w600k_mbf": 512}
+
+
+def known_embedding_dim(fingerprint):
+    # type: (str) -> Optional[int]
+    """The embedding length of a pinned recognizer with this fingerprint, else None."""
+    for key, dim in EMBEDDING_DIMS.items():
+        spec = MODELS[key]
+        if fingerprint in (spec.sha256, spec.converted_sha256):
+            return dim
+    return None
+
+
 _fingerprints = {}  # type: Dict[str, Tuple[int, int, str]]
 _fingerprint_lock = threading.Lock()
 

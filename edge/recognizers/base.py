@@ -24,6 +24,15 @@ class Recognizer(object):
         # test-time trick; off by default: on lfw-dev it cost SFace 0.1 points and doubles the cost.
         self.flip = flip
 
+    @property
+    def dimension(self):
+        # type: () -> int
+        """The embedding length, found once by embedding a blank crop."""
+        dim = getattr(self, "_dimension", None)
+        if dim is None:
+            dim = self._dimension = int(self.embed([np.zeros((112, 112, 3), np.uint8)]).shape[1])
+        return dim
+
     def preprocess(self, crops):
         # type: (Sequence[np.ndarray]) -> np.ndarray
         """112x112x3 BGR uint8 crops -> Nx3x112x112 float32 network input."""
