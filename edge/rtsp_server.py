@@ -10,9 +10,16 @@ gir1.2-gst-rtsp-server-1.0; on a Jetson the system python3): it imports nothing 
 DIR holds JPEG frames 00000.jpg, 00001.jpg, ... played in a loop at --fps; every mount
 (PATH[:CODEC[:WxH]], CODEC h264 | h265 | mjpeg) serves them, encoded live and shared by its
 clients. With --user every mount asks for the credentials (RTSP Basic auth). Prints "ready PORT".
+
+--stamp (needs numpy and cv2 too): frames are pushed by this process at --fps, each with the wall
+clock (ms, modulo 2**32) written into its bottom 16 rows as 32 black/white 16x16 blocks, MSB
+first, so a client measures how old a frame is when decoded (edge/commands/_bench_rtsp.py).
 """
 import argparse
 import sys
+import time
+
+STAMP_BITS, STAMP_BLOCK = 32, 16
 
 ENCODERS = {
     "h264": "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} ! rtph264pay name=pay0 pt=96 "
@@ -31,6 +38,44 @@ def launch_line(frames, fps, codec, size):
     return ("( multifilesrc location={}/%05d.jpg loop=true caps=image/jpeg,framerate={}/1 ! jpegdec ! "
             "videoconvert{} ! video/x-raw,format=I420{} ! {} )".format(
                 frames, fps, scale, caps, ENCODERS[codec].format(gop=max(1, fps))))
+
+
+def stamp_launch_line(width, height, fps, codec):
+    return ("( appsrc name=stampsrc is-live=true do-timestamp=true format=time "
+            "caps=video/x-raw,format=BGR,width={},height={},framerate={}/1 ! videoconvert ! "
+            "video/x-raw,format=I420 ! {} )".format(width, height, fps, ENCODERS[codec].format(gop=max(1, fps))))
+
+
+def write_stamp(frame, now):
+    value = int(now * 1000) & 0xFFFFFFFF
+    top = frame.shape[0] - STAMP_BLOCK
+    for bit in range(STAMP_BITS):
+        on = (value >> (STAMP_BITS - 1 - bit)) & 1
+        frame[top:, bit * STAMP_BLOCK:(bit + 1) * STAMP_BLOCK] = 255 if on else 0
+
+
+class StampedFrames(object):
+    """Pushes the JPEG frames, stamped, into each new media's appsrc at fps (GLib timer)."""
+
+    def __init__(self, directory, fps):
+        import glob
+        import cv2
+        self.frames = [cv2.imread(p) for p in sorted(glob.glob(directory + "/*.jpg"))]
+        self.fps = fps
+
+    def on_configure(self, factory, media):
+        from gi.repository import GLib, Gst
+        source = media.get_element().get_child_by_name("stampsrc")
+        count = [0]
+
+        def push():
+            frame = self.frames[count[0] % len(self.frames)].copy()
+            count[0] += 1
+            write_stamp(frame, time.time())
+            result = source.emit("push-buffer", Gst.Buffer.new_wrapped(frame.tobytes()))
+            return result in (Gst.FlowReturn.OK, Gst.FlowReturn.FLUSHING)
+
+        GLib.timeout_add(int(1000 / self.fps), push)
 
 
 def parse_mount(text):
@@ -54,6 +99,7 @@ def main(argv=None):
     parser.add_argument("--mount", action="append", default=[])
     parser.add_argument("--user", default="")
     parser.add_argument("--password", default="")
+    parser.add_argument("--stamp", action="store_true")
     args = parser.parse_args(argv)
 
     import gi
@@ -72,10 +118,16 @@ def main(argv=None):
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
         server.set_auth(auth)
     mounts = server.get_mount_points()
+    stamped = StampedFrames(args.frames, args.fps) if args.stamp else None
     for text in args.mount or ["door"]:
         path, codec, size = parse_mount(text)
         factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(launch_line(args.frames, args.fps, codec, size))
+        if stamped is not None:
+            height, width = stamped.frames[0].shape[:2]
+            factory.set_launch(stamp_launch_line(width, height, args.fps, codec))
+            factory.connect("media-configure", stamped.on_configure)
+        else:
+            factory.set_launch(launch_line(args.frames, args.fps, codec, size))
         factory.set_shared(True)
         if args.user:
             permissions = GstRtspServer.RTSPPermissions()

@@ -6,17 +6,12 @@ while the daemon under test keeps running. Missing GStreamer skips, except in CI
 (CI=true or FACEEDGE_REQUIRE_GSTREAMER=1), where it fails.
 """
 import os
-import signal
 import subprocess
-import tempfile
-import threading
 
 import pytest
 
-from edge.commands.demo import free_port
+from edge.demo_rtsp import RtspServerProcess, server_python
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVER = os.path.join(REPO, "edge", "rtsp_server.py")
 _checked = {}
 
 
@@ -33,7 +28,7 @@ def missing(reason):
 
 def gst_python():
     """A Python with gi + GstRtspServer (Debian's python3), or skip/fail."""
-    python = os.environ.get("FACEEDGE_GST_PYTHON", "/usr/bin/python3")
+    python = server_python()
     if python not in _checked:
         code = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
                 "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
@@ -58,61 +53,11 @@ def opencv_gstreamer():
     return cv2
 
 
-class RtspServer(object):
-    """mounts: "door", "main::1280x960", "h265:h265", ... (PATH[:CODEC[:WxH]])."""
+class RtspServer(RtspServerProcess):
+    """The server on Debian's python3, or skip/fail when it cannot run here."""
 
     def __init__(self, frames_dir, mounts=("door",), fps=10, user="", password=""):
-        self.python = gst_python()
-        self.frames_dir, self.mounts, self.fps = frames_dir, list(mounts), fps
-        self.user, self.password = user, password
-        self.port = free_port()
-        self.proc = None
-
-    def start(self, limit=30.0):
-        command = [self.python, "-I", SERVER, "--port", str(self.port), "--frames", self.frames_dir,
-                   "--fps", str(self.fps)]
-        for mount in self.mounts:
-            command += ["--mount", mount]
-        if self.user:
-            command += ["--user", self.user, "--password", self.password]
-        self.log = tempfile.TemporaryFile()      # a pipe nobody reads could fill and stall the server
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log)
-        line = []
-        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()))
-        reader.daemon = True
-        reader.start()
-        reader.join(limit)
-        if not line or not line[0].startswith(b"ready"):
-            self.log.seek(0)
-            error = self.log.read()[-2000:]
-            self.stop()
-            raise RuntimeError("RTSP server did not start: {}".format(error))
-        return self
-
-    def url(self, mount="door", user=None, password=None):
-        auth = "{}:{}@".format(user, password) if user is not None else ""
-        return "rtsp://{}127.0.0.1:{}/{}".format(auth, self.port, mount)
-
-    def pause(self):
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self):
-        self.proc.send_signal(signal.SIGCONT)
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
-        self.proc = None
+        RtspServerProcess.__init__(self, frames_dir, mounts, fps, user, password, python=gst_python())
 
 
 class SilentServer(object):

@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 
+from edge.commands import _bench_rtsp
 from edge.commands.demo import Mosquitto, enroll_sample
 from edge.daemon.latency import percentile, summarize
 from edge.daemon.mqtt_client import paho_client
@@ -38,17 +39,16 @@ def _write_config(path, tables):
         f.write("\n".join(lines) + "\n")
 
 
-def _video(path, model_dir):
-    """Yao Ming alone, then beside a stranger, then three faces; looped by the camera."""
+def _segments(model_dir):
+    """Yao Ming alone, then beside a stranger, then three faces (looped by the camera); and his photo."""
     import cv2
-    from edge.demo_media import side_by_side, write_video
+    from edge.demo_media import side_by_side
     from edge.imageio import read_image
     from edge.samples import sample_photo
     known = read_image(sample_photo("yaoming.jpg", model_dir))
     stranger = read_image(sample_photo("gdp.jpg", model_dir))
-    write_video(path, [(known, SEGMENT_S), (side_by_side([known, stranger]), SEGMENT_S),
-                       (side_by_side([known, stranger, cv2.flip(known, 1)]), SEGMENT_S)], fps=FPS)
-    return sample_photo("yaoming.jpg", model_dir)
+    return [(known, SEGMENT_S), (side_by_side([known, stranger]), SEGMENT_S),
+            (side_by_side([known, stranger, cv2.flip(known, 1)]), SEGMENT_S)], sample_photo("yaoming.jpg", model_dir)
 
 
 class _Listener(object):
@@ -91,8 +91,16 @@ def run_live(args):
         raise FaceEdgeError("--live needs at least 5 seconds")
     work = tempfile.mkdtemp(prefix="faceedge-bench-live-")
     fetch_profile(args.profile, args.model_dir, quiet=True)
-    video = os.path.join(work, "door.avi")
-    photo = _video(video, args.model_dir)
+    segments, photo = _segments(args.model_dir)
+    server = camera = None
+    if getattr(args, "rtsp", False):
+        server, url = _bench_rtsp.start_server(work, segments, FPS)
+        camera = _bench_rtsp.camera_table(url, args)
+    else:
+        from edge.demo_media import write_video
+        video = os.path.join(work, "door.avi")
+        write_video(video, segments, fps=FPS)
+        camera = {"name": "door", "source": video, "type": "file", "loop": True}
     broker = Mosquitto(work)
     listener = None
     try:
@@ -103,7 +111,7 @@ def run_live(args):
             ("recognition", {"det_size": args.det_size, "flip": "auto" if args.flip is None else args.flip}),
             ("mqtt", {"host": "127.0.0.1", "port": broker.port, "prefix": PREFIX, "stats_interval_s": 2,
                       "queue_dir": os.path.join(work, "queue")}),
-            ("[[cameras]]", {"name": "door", "source": video, "type": "file", "loop": True}),
+            ("[[cameras]]", camera),
         ]
         config_path = os.path.join(work, "faceedge.toml")
         _write_config(config_path, tables)
@@ -116,10 +124,14 @@ def run_live(args):
         time.sleep(0.5)     # the last messages' way through the broker
         if proc.returncode != 0:
             raise FaceEdgeError("the daemon failed: {}".format(err.decode("utf-8", "replace").strip()[-500:]))
+        if server is not None:
+            rtsp = _bench_rtsp.transport_report(url, args)
     finally:
         if listener is not None:
             listener.stop()
         broker.stop()
+        if server is not None:
+            server.stop()
     # Leave the first stats interval out: it includes loading the models.
     with listener.lock:
         received, stats = list(listener.received), list(listener.stats)
@@ -131,7 +143,7 @@ def run_live(args):
     outside = [(t - e["frame_time"]) * 1000.0 for t, e in received
                if e.get("type") in ("new", "update") and e.get("frame_time")]
     report = {
-        "mode": "live", "seconds": seconds, "video": {"size": [640, 480], "fps": FPS, "faces": [1, 2, 3],
+        "mode": "live", "seconds": seconds, "video": {"size": [640, 480], "fps": FPS, "faces": [1, 2, 3], "source": camera["type"],
                                                       "segment_s": SEGMENT_S},
         "backend": last.get("backend"), "precision": last.get("precision"), "profile": args.profile,
         "processed_frames": last.get("processed_frames"),
@@ -141,6 +153,9 @@ def run_live(args):
         "events": len(received), "identities": sorted(set(str(e.get("identity")) for _, e in received)),
         "wall_s": round(time.time() - started, 1),
     }
+    if server is not None:
+        rtsp.update(daemon_backend=last["cameras"]["door"].get("backend"), latency_ms=args.latency_ms)
+        report["rtsp"] = rtsp
     from edge.commands.bench import machine_and_versions
     report.update(machine_and_versions())
     if args.json:
@@ -157,4 +172,6 @@ def run_live(args):
         s = report["subscriber_latency_ms"]
         print("  subscriber: captured -> event received median {} ms, p95 {} ms over {} events".format(
             s["median"], s["p95"], s["n"]))
+        for name, ages in sorted(report.get("rtsp", {}).get("frame_age_ms", {}).items()):
+            print("  rtsp frame age when decoded, {:<24} median {} ms, p95 {} ms".format(name, ages["median"], ages["p95"]))
     return 0

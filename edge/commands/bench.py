@@ -25,6 +25,13 @@ def register(subparsers):
     parser.add_argument("--live", type=float, metavar="SECONDS",
                         help="instead: run the daemon for SECONDS on a 640x480 video with 1-3 faces through a "
                              "local mosquitto; report its fps and per-stage latency and the latency a subscriber sees")
+    parser.add_argument("--rtsp", action="store_true",
+                        help="with --live: serve the video from the local GStreamer RTSP server (needs python3-gi, "
+                             "gir1.2-gst-rtsp-server-1.0) and report how old frames are when decoded")
+    parser.add_argument("--rtsp-backend", choices=("auto", "gstreamer", "ffmpeg"), default="auto",
+                        help="with --rtsp: the daemon camera's back-end (default: auto)")
+    parser.add_argument("--latency-ms", type=int, default=200,
+                        help="with --rtsp: the camera's RTSP jitter buffer, latency_ms (default: 200)")
     add_model_options(parser)
     parser.set_defaults(func=run)
 
