@@ -9,9 +9,10 @@ import time
 import pytest
 
 from tests.broker import Broker, Subscriber
+from tests.cli import faceedge
 from tests.faults import Daemon, last_stats, stats_bodies, wait_until
 from tests.media import known
-from tests.rtsp import RtspServer, SilentServer
+from tests.rtsp import RtspServer, SilentServer, gst_python
 from tests.test_daemon_run import gallery, pipeline, write_config  # noqa: F401 (fixtures)
 
 ROOT = "fe/testcam"
@@ -132,3 +133,21 @@ def test_daemon_reports_stalled_missing_unauthorised_and_silent_streams(tmp_path
     # backoff: a few attempts in this time, not a busy loop
     assert all(final["cameras"][n]["reconnects"] <= 12 for n in errors), final["cameras"]
     assert SECRET not in log and "wrong-pw" not in log and "wrong-pw" not in json.dumps(final)
+
+
+def test_bench_live_rtsp_measures_the_stream(model_dir):
+    gst_python()       # the bench starts the same server
+    code, out, err = faceedge("bench", "--live", "8", "--rtsp", "--latency-ms", "100", "--json",
+                              "--model-dir", model_dir, "--backend", "onnxruntime")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["video"]["source"] == "rtsp" and "Yao Ming" in report["identities"]
+    assert report["subscriber_latency_ms"]["n"] > 0
+    rtsp = report["rtsp"]
+    ages = rtsp["frame_age_ms"]
+    assert ages["ffmpeg"]["n"] > 20 and 0 < ages["ffmpeg"]["median"] < 2000
+    if rtsp["daemon_backend"] == "gstreamer":
+        assert rtsp["decoder"] == "avdec_h264"
+        assert ages["gstreamer latency_ms=0"]["n"] > 20 and ages["gstreamer latency_ms=100"]["n"] > 20
+    else:
+        assert rtsp["daemon_backend"] == "ffmpeg" and list(ages) == ["ffmpeg"]

@@ -5,7 +5,7 @@ import os
 
 from edge.daemon.latency import summarize
 
-PROBE_S = 8.0
+PROBE_S = 5.0
 
 
 def start_server(work, segments, fps):
