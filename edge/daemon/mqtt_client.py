@@ -142,6 +142,18 @@ class MqttClient(object):
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         return info if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN) else None
 
+    @staticmethod
+    def delivered(info):
+        # type: (Any) -> bool
+        """Has the broker acknowledged this message? paho keeps a QoS 1 message published while
+        the link was down and resends it after the reconnect, but the info it returned keeps the
+        publish-time MQTT_ERR_NO_CONN, so is_published() raises RuntimeError for ever (1.6 and
+        2.x); read the acknowledgement itself for those."""
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:
+            with info._condition:
+                return bool(info._published)
+        return info.is_published()
+
     def subscribe(self, topic, qos):
         # type: (str, int) -> None
         self.client.subscribe(topic, qos=qos)

@@ -120,28 +120,58 @@ class Publisher(object):
                 handler(topic, payload)
 
     # -- the outbox sender ---------------------------------------------------------------
+    @property
+    def sender_alive(self):
+        # type: () -> bool
+        """The outbox sender runs: without it no event leaves the disk (part of health)."""
+        return self._sender.is_alive()
+
     def _send_loop(self):
         # Each entry is handed to paho once; paho resends it after a reconnect until the
         # PUBACK, and only then is it removed from disk. After a restart, the outbox resends.
         in_flight = []  # type: List[Tuple[Any, Entry]]
-        last_sent = 0
-        qos = self.config.mqtt.qos or 1
+        last_sent = [0]
         while self._running:
             self._wake.clear()
-            while in_flight and in_flight[0][0].is_published():
-                self._acknowledged(in_flight.pop(0)[1].id)
-            # PUBACKs may come out of order only across a reconnect: ack those too.
-            for item in [i for i in in_flight if i[0].is_published()]:
+            try:
+                self._send_round(in_flight, last_sent)
+            except Exception:       # never let the sender die: the events would stay on disk
+                log.exception("MQTT outbox sender round failed; retrying")
+                time.sleep(0.5)
+            self._wake.wait(0.5)
+
+    def _send_round(self, in_flight, last_sent):
+        # type: (List[Tuple[Any, Entry]], List[int]) -> None
+        # PUBACKs may come out of order only across a reconnect: ack every one that came.
+        for item in list(in_flight):
+            done = self._delivered(item)
+            if done is None:        # paho gave it up: it is still on disk, send it again
+                in_flight.remove(item)
+                last_sent[0] = min(last_sent[0], item[1].id - 1)
+            elif done:
                 in_flight.remove(item)
                 self._acknowledged(item[1].id)
-            if self._client.connected and len(in_flight) < IN_FLIGHT:
-                for entry in self.outbox.peek(last_sent, IN_FLIGHT - len(in_flight)):
-                    info = self._client.publish_info(entry.topic, entry.payload, qos)
-                    if info is None:
-                        break       # refused by paho (not a lost link): retried next round
-                    in_flight.append((info, entry))
-                    last_sent = entry.id
-            self._wake.wait(0.5)
+        if self._client.connected and len(in_flight) < IN_FLIGHT:
+            sent = set(entry.id for _, entry in in_flight)
+            for entry in self.outbox.peek(last_sent[0], IN_FLIGHT):
+                if entry.id in sent:
+                    continue
+                if len(in_flight) >= IN_FLIGHT:
+                    break
+                info = self._client.publish_info(entry.topic, entry.payload, self.config.mqtt.qos or 1)
+                if info is None:
+                    break       # refused by paho (not a lost link): retried next round
+                in_flight.append((info, entry))
+                last_sent[0] = max(last_sent[0], entry.id)
+
+    def _delivered(self, item):
+        # type: (Tuple[Any, Entry]) -> Optional[bool]
+        """True once acknowledged, False while pending, None when paho gave the message up."""
+        try:
+            return self._client.delivered(item[0])
+        except (RuntimeError, ValueError) as exc:
+            log.warning("MQTT publish of queued event %d failed (%s); sending it again", item[1].id, exc)
+            return None
 
     def _acknowledged(self, entry_id):
         # type: (int) -> None
@@ -173,6 +203,7 @@ class Publisher(object):
                            "dropped": self.outbox.dropped, "full_policy": self.outbox.full_policy,
                            "write_failures": self.outbox.write_failures, "error": self.outbox.last_error,
                            "connected": self.connected, "published": self.published_events,
+                           "sender_alive": self.sender_alive,
                            "publish_latency_ms": _round(self.mean_latency_ms),
                            "last_publish_latency_ms": _round(self.last_latency_ms)},
                 "device": self.telemetry.snapshot()}

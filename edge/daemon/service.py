@@ -49,7 +49,7 @@ class Service(object):
         self._reload = threading.Event()
         self.wakeup = threading.Event()
         self._commands = queue.Queue()
-        self.watchdog = Watchdog(notifier, self._stop)
+        self.watchdog = Watchdog(notifier, self._stop, self._health_problem)
         self._processed = 0
         self._processed_times = []     # type: List[float]
         self._events = 0
@@ -207,6 +207,12 @@ class Service(object):
             del self._processed_times[:60]
         self.watchdog.beat(done)
         self.latency.add_many(list(result.stages_ms.items()) + [("frame_total", (done - frame.captured_mono) * 1000.0)])
+
+    def _health_problem(self):
+        # type: () -> Optional[str]
+        if not self.publisher.sender_alive:
+            return "the MQTT outbox sender has stopped (events stay on disk)"
+        return None
 
     def _frame_failed(self, frame, exc):
         self._frame_errors += 1

@@ -2,6 +2,7 @@
 import logging
 import threading
 import time
+from typing import Callable, Optional
 
 log = logging.getLogger("faceedge.service")
 
@@ -10,11 +11,13 @@ class Watchdog(object):
     """The loop calls beat() after each frame (and each idle round without live cameras); a
     thread of its own pings systemd while the last beat is recent."""
 
-    def __init__(self, notifier, stop):
-        # type: (object, threading.Event) -> None
-        """stop: set when the daemon stops; the thread then ends."""
+    def __init__(self, notifier, stop, problems=None):
+        # type: (object, threading.Event, Optional[Callable[[], Optional[str]]]) -> None
+        """stop: set when the daemon stops; the thread then ends. problems() -> a reason not to
+        feed the watchdog although frames flow (e.g. the MQTT outbox sender died), or None."""
         self.notifier = notifier
         self._stop = stop
+        self._problems = problems
         self.last_beat = time.monotonic()
         self._thread = None
 
@@ -35,7 +38,10 @@ class Watchdog(object):
         stale_s = max(interval * 2.0, 1.0)
         while not self._stop.wait(interval):
             quiet = time.monotonic() - self.last_beat
-            if quiet <= stale_s:
+            problem = self._problems() if self._problems is not None else None
+            if problem:
+                log.error("%s: not feeding the watchdog", problem)
+            elif quiet <= stale_s:
                 self.notifier.watchdog()
             else:
                 log.warning("no frame processed for %.1f s: not feeding the watchdog", quiet)

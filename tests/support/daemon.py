@@ -14,6 +14,10 @@ class RecordingPublisher(object):
     def start(self):
         self.started = True
 
+    @property
+    def sender_alive(self):
+        return True
+
     def publish_event(self, payload):
         self.events.append(json.loads(payload))
 
