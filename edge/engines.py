@@ -157,39 +157,44 @@ class EngineManager(EngineBuilder):
     def verify(self, request, entry):
         # type: (EngineRequest, EngineEntry) -> Dict[str, Any]
         """Engine vs ONNX Runtime on held-out samples (synthetic ones only when none exist; recorded)."""
-        from calibration import dataset
-        ref = OnnxRuntimeBackend(request.onnx_path)
         engine = TensorRTBackend(entry.engine_path, entry.fingerprint.precision, self._tensorrt(), self._allocator())
         try:
-            cset = self.calibration_set()
-            held = dataset.split(cset.files.get(request.role, []))[1] if cset is not None else []
-            source = "held-out calibration samples" if held else "synthetic images (no calibration set)"
-            if not request.family:
-                # No family, no preprocessing: random inputs in 0..255, raw outputs compared.
-                shape = entry.fingerprint.profile[1]
-                tensors = np.random.RandomState(0).uniform(0, 255, (4,) + tuple(shape[1:])).astype(np.float32)
-                figures = verifymod.compare_raw_outputs(ref, engine, tensors)
-                figures["samples_source"] = "random tensors (model family unknown)"
-                return figures
-            if request.role == "recognizer":
-                crops = [dataset.read_image(p) for p in held] or synthetic_images(16, (112, 112))
-                tensors = self.models.recognizer_preprocess(request.family, ref)(crops)
-                figures = verifymod.compare_recognizer(ref, engine, tensors, batch_size=min(8, engine.max_batch))
-            else:
-                size = detector_square(entry.fingerprint.profile)
-                if held:
-                    images = [dataset.read_image(p) for p in held]
-                    figures = verifymod.compare_detector(self.models.detector(request.family, ref, size),
-                                                         self.models.detector(request.family, engine, size), images)
-                else:
-                    # No faces in synthetic frames: compare raw outputs instead of decoded boxes.
-                    det = self.models.detector(request.family, ref, size)
-                    tensors = np.concatenate([det.preprocess(img)[0] for img in synthetic_images(4, tuple(size))])
-                    figures = verifymod.compare_raw_outputs(ref, engine, tensors)
-            figures["samples_source"] = source
-            return figures
+            return compare_backends(self.models, request, OnnxRuntimeBackend(request.onnx_path), engine,
+                                    self.calibration_set(), entry.fingerprint.profile)
         finally:
             engine.close()
+
+
+def compare_backends(models, request, ref, candidate, cset, profile):
+    # type: (Any, EngineRequest, Any, Any, Any, Any) -> Dict[str, Any]
+    """Verification figures of `candidate` (an engine, or an FP16/Q-DQ ONNX) against the FP32 model
+    `ref` on the calibration set's held-out samples, with the run-time pre- and post-processing."""
+    from calibration import dataset
+    held = dataset.split(cset.files.get(request.role, []))[1] if cset is not None else []
+    source = "held-out calibration samples" if held else "synthetic images (no calibration set)"
+    if not request.family:
+        # No family, no preprocessing: random inputs in 0..255, raw outputs compared.
+        tensors = np.random.RandomState(0).uniform(0, 255, (4,) + tuple(profile[1][1:])).astype(np.float32)
+        figures = verifymod.compare_raw_outputs(ref, candidate, tensors)
+        figures["samples_source"] = "random tensors (model family unknown)"
+        return figures
+    if request.role == "recognizer":
+        crops = [dataset.read_image(p) for p in held] or synthetic_images(16, (112, 112))
+        tensors = models.recognizer_preprocess(request.family, ref)(crops)
+        figures = verifymod.compare_recognizer(ref, candidate, tensors, batch_size=min(8, candidate.max_batch or 8))
+    else:
+        size = detector_square(profile)
+        if held:
+            images = [dataset.read_image(p) for p in held]
+            figures = verifymod.compare_detector(models.detector(request.family, ref, size),
+                                                 models.detector(request.family, candidate, size), images)
+        else:
+            # No faces in synthetic frames: compare raw outputs instead of decoded boxes.
+            det = models.detector(request.family, ref, size)
+            tensors = np.concatenate([det.preprocess(img)[0] for img in synthetic_images(4, tuple(size))])
+            figures = verifymod.compare_raw_outputs(ref, candidate, tensors)
+    figures["samples_source"] = source
+    return figures
 
 
 def _check_size(entry, error):

@@ -5,8 +5,9 @@ Written against three API generations and branched on features, never on version
   8.5 (JetPack 5):   set_memory_pool_limit, explicit-batch flag still required
   10.x (JetPack 6/7): explicit batch is the only mode (Builder.max_batch_size is gone),
                       calibrators deprecated (10.1) but present
-TensorRT 11+ (x86 only) removed the FP16/INT8 builder flags and calibrators: we say so.
-Not run on real hardware here: exercised against tests/fakes/tensorrt_* only.
+  11.x (JetPack 7.2.2+): strongly typed networks only, no FP16/INT8 flags or calibrators: the
+                      precision comes from the ONNX (FP16 or Q/DQ, made by edge.models.precision)
+Not run on real hardware here: exercised against the fakes and, up to Builder(), the real modules.
 """
 import contextlib
 import logging
@@ -53,19 +54,41 @@ def api_features(trt, builder=None, config=None):
     }
 
 
-def _check_precision_support(trt, precision):
-    # type: (Any, str) -> None
-    feats = api_features(trt)
+def strongly_typed(trt):
+    # type: (Any) -> bool
+    """TensorRT 11+: no FP16/INT8 builder flags; every network is strongly typed, so the precision is
+    the ONNX file's own (an FP16 or Q/DQ model, see edge.models.precision)."""
+    return not api_features(trt)["fp16_flag"]
+
+
+def onnx_precision(onnx_path):
+    # type: (str) -> str
+    """What a strongly typed network built from this ONNX computes in: int8 (Q/DQ), fp16 or fp32."""
+    import onnx
+    model = onnx.load(onnx_path)
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+        return "int8"
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+def _check_precision_support(trt, precision, onnx_path):
+    # type: (Any, str, str) -> None
     version = getattr(trt, "__version__", "?")
-    if precision == "fp16" and not feats["fp16_flag"]:
-        raise BackendError("TensorRT {} has no FP16 builder flag (TensorRT 11+ networks are strongly typed; "
-                           "implicit FP16/INT8 no longer exist): build with --precision fp32 or supply an "
-                           "FP16/Q-DQ ONNX model".format(version))
+    if strongly_typed(trt):
+        found = onnx_precision(onnx_path)
+        if found != precision:
+            raise BackendError("TensorRT {} builds strongly typed networks only (no FP16/INT8 builder flags): "
+                               "a {} engine needs a {} ONNX model, {} is {} (faceedge build-engines converts "
+                               "it: FP16 weights, or Q/DQ INT8 from a calibration set)".format(
+                                   version, precision.upper(), "Q/DQ" if precision == "int8" else precision.upper(),
+                                   onnx_path, found.upper()))
+        return
+    feats = api_features(trt)
     if precision == "int8" and not (feats["int8_flag"] and feats["int8_calibrator"]):
-        # Not "use fp16": TensorRT 11 removed the FP16 flag too.
-        raise BackendError("TensorRT {} has no INT8 builder flag or calibrator (removed in TensorRT 11, where "
-                           "networks are strongly typed): build --precision fp32, or supply a Q/DQ (INT8) "
-                           "ONNX model".format(version))
+        raise BackendError("TensorRT {} has an FP16 flag but no INT8 calibrator: build --precision fp16 "
+                           "or fp32".format(version))
 
 
 def create_builder(trt, logger):
@@ -136,12 +159,15 @@ def build_serialized(trt, onnx_path, settings, progress=None, logger=None, activ
     on Ctrl-C. `activate()` makes the CUDA context current on the build thread."""
     if settings.precision not in PRECISIONS:
         raise BackendError("precision must be one of {}, not {!r}".format(", ".join(PRECISIONS), settings.precision))
-    _check_precision_support(trt, settings.precision)
+    _check_precision_support(trt, settings.precision, onnx_path)
+    typed = strongly_typed(trt)
     logger = logger or trt.Logger(trt.Logger.WARNING)
     builder = create_builder(trt, logger)
     feats = api_features(trt, builder)
     flags = 0
-    if feats["implicit_batch_exists"] and feats["explicit_batch_flag"]:
+    if typed:
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    elif feats["implicit_batch_exists"] and feats["explicit_batch_flag"]:
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     network = builder.create_network(flags)
     # The parser owns the weights until the build is done: keep the reference alive.
@@ -155,9 +181,9 @@ def build_serialized(trt, onnx_path, settings, progress=None, logger=None, activ
     else:
         config.max_workspace_size = workspace
 
-    if settings.precision in ("fp16", "int8"):
+    if settings.precision in ("fp16", "int8") and not typed:
         config.set_flag(trt.BuilderFlag.FP16)   # INT8 engines keep FP16 for layers without INT8 kernels
-    if settings.precision == "int8":
+    if settings.precision == "int8" and not typed:
         if settings.calibrator is None:
             raise BackendError("INT8 build needs a calibrator: pass --calibration DIR")
         config.set_flag(trt.BuilderFlag.INT8)
@@ -167,7 +193,7 @@ def build_serialized(trt, onnx_path, settings, progress=None, logger=None, activ
     profile = builder.create_optimization_profile()
     profile.set_shape(settings.input_name, lo, opt, hi)
     config.add_optimization_profile(profile)
-    if settings.precision == "int8" and feats["calibration_profile"] and settings.calibration_shape:
+    if settings.precision == "int8" and not typed and feats["calibration_profile"] and settings.calibration_shape:
         shape = settings.calibration_shape
         calib_profile = builder.create_optimization_profile()
         calib_profile.set_shape(settings.input_name, shape, shape, shape)

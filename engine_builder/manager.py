@@ -13,7 +13,7 @@ import edge
 from edge.errors import BackendError, ConfigError
 from engine_builder import fingerprint as fpmod
 from engine_builder import verify as verifymod
-from engine_builder.builder import BuildSettings, api_features, build_serialized
+from engine_builder.builder import BuildSettings, api_features, build_serialized, strongly_typed
 from engine_builder.cache import EngineCache, EngineEntry, default_engine_dir
 from engine_builder.fingerprint import EngineFingerprint
 from engine_builder.platform import PlatformInfo, environment_summary
@@ -95,7 +95,6 @@ class EngineBuilder(object):
         self._platform = platform_info
         self._calibration = None   # type: Any
         self._inputs = {}          # type: Dict[str, Any]
-        self._warned_strongly_typed = False
 
     # -- environment --
     def _tensorrt(self):
@@ -141,13 +140,6 @@ class EngineBuilder(object):
         if family == "" and self.options.precision == "int8":
             raise ConfigError("INT8 calibration needs the model family (its preprocessing): pass family=")
         wanted = self.options.precision
-        if wanted == "auto" and not api_features(self._tensorrt())["fp16_flag"]:
-            if not self._warned_strongly_typed:
-                self._warned_strongly_typed = True
-                log.warning("%s", "TensorRT {} has no FP16/INT8 builder flags (TensorRT 11+ networks are strongly "
-                          "typed; implicit FP16/INT8 no longer exist): building FP32 engines".format(
-                              info.tensorrt or "?"))
-            return ["fp32"]
         if wanted == "int8" and not info.fast_int8:
             raise ConfigError("GPU {} (sm_{}) has no fast INT8: build with --precision fp16".format(
                 info.gpu_name or "?", info.compute_capability.replace(".", "")))
@@ -185,7 +177,9 @@ class EngineBuilder(object):
             tensorrt=info.tensorrt, cuda=info.cuda, l4t=info.l4t, gpu_name=info.gpu_name,
             compute_capability=info.compute_capability, dla_core=opts.dla_core,
             builder={"workspace_mb": opts.workspace_mb,
-                     "calibration_batch": opts.calibration_batch if precision == "int8" else 0})
+                     "calibration_batch": opts.calibration_batch if precision == "int8" else 0,
+                     # which path builds it: builder flags + calibrator (8.x-10.x) or a typed ONNX (11+)
+                     "typing": "strong" if strongly_typed(self._tensorrt()) else "flags"})
 
     def find(self, request):
         # type: (EngineRequest) -> Optional[EngineEntry]
@@ -266,21 +260,23 @@ class EngineBuilder(object):
         trt, alloc = self._tensorrt(), self._allocator()
         fp = self.fingerprint(request, precision)
         stem = os.path.splitext(os.path.basename(request.onnx_path))[0]
-        calibrator, calib_shape = None, None
-        if precision == "int8":
+        if not os.path.isdir(self.options.engine_dir):
+            os.makedirs(self.options.engine_dir)
+        calibrator, calib_shape, onnx_path = None, None, request.onnx_path
+        if strongly_typed(trt) and precision != "fp32":
+            onnx_path = self._typed_onnx(request, fp, stem)
+        elif precision == "int8":
             calibrator, calib_shape = self._calibrator(request, fp)
         settings = BuildSettings(
             precision=precision, input_name=fp.input_name, profile=fp.profile,
             workspace_mb=self.options.workspace_mb, dla_core=self.options.dla_core,
             timing_cache_path=self.cache.timing_cache_path(fp.gpu_name, fp.tensorrt),
             calibrator=calibrator, calibration_shape=calib_shape)
-        if not os.path.isdir(self.options.engine_dir):
-            os.makedirs(self.options.engine_dir)
         label = "{} {} ({})".format(stem, precision.upper(), request.role)
         started = time.time()
         with BuildProgress(label, stream=self.stream, enabled=self.options.progress) as progress:
             with alloc.active():
-                data = build_serialized(trt, request.onnx_path, settings, progress=progress, activate=alloc.active)
+                data = build_serialized(trt, onnx_path, settings, progress=progress, activate=alloc.active)
         build_info = _build_info(self, request, precision, trt, started, calibrator, refused)
         entry = self.cache.store(fp, stem, data, build_info)
         try:
@@ -315,6 +311,15 @@ class EngineBuilder(object):
             return dataset.recognizer_batches(paths, pre, shape[0]), shape
         det = self.models.detector(request.family, ref, shape[2:])
         return dataset.detector_batches(paths, det.preprocess, 1), shape
+
+    def _typed_onnx(self, request, fp, stem):
+        # type: (EngineRequest, EngineFingerprint, str) -> str
+        """TensorRT 11: the FP16 or Q/DQ ONNX the strongly typed engine is built from, kept beside it."""
+        from edge.models.precision import convert_file
+        path = os.path.join(self.options.engine_dir, "{}.{}.{}.onnx".format(stem, fp.precision, fpmod.key(fp)))
+        batches = self.calibration_batches(request, fp)[0] if fp.precision == "int8" else None
+        convert_file(request.onnx_path, path, fp.precision, batches)
+        return path
 
     def _calibrator(self, request, fp):
         # type: (EngineRequest, EngineFingerprint) -> Tuple[Any, Tuple[int, ...]]

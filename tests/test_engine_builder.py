@@ -3,11 +3,13 @@
 These prove which TensorRT calls are made, in which order, for 8.2 / 8.5 / 10.x; they do
 NOT prove TensorRT itself builds or runs these engines (no GPU exists here)."""
 import os
+import sys
 
 import numpy as np
 import pytest
 
-from edge.errors import BackendError, ConfigError
+from edge.errors import BackendError, ConfigError, ModelError
+from engine_builder import fingerprint as fpmod
 from engine_builder.builder import BuildSettings, build_serialized
 from edge.backends.cuda import PycudaAllocator
 from edge.engines import EngineManager, EngineRequest, engine_options
@@ -71,11 +73,12 @@ def test_fp32_sets_no_precision_flag(models):
 
 def test_tensorrt_11_says_implicit_precision_flags_are_gone(models):
     trt, cuda, calls = make_fakes("11")
-    with pytest.raises(BackendError, match="strongly typed"):
+    with pytest.raises(BackendError, match="strongly typed networks only.*FP16 ONNX model.*is FP32"):
         build_serialized(trt, models["rec"], _settings("fp16"))
-    with pytest.raises(BackendError, match="removed in TensorRT 11"):
+    with pytest.raises(BackendError, match="strongly typed networks only.*Q/DQ ONNX model"):
         build_serialized(trt, models["rec"], _settings("int8"))
     assert build_serialized(trt, models["rec"], _settings("fp32")).startswith(b"FAKEPLAN")
+    assert "builder.create_network(flags=1)" in calls and "config.set_flag" not in calls   # 1 << STRONGLY_TYPED
 
 
 def test_parser_errors_are_reported(tmp_path):
@@ -295,7 +298,7 @@ def test_int8_detector_calibrates_with_run_time_detector_preprocessing(tmp_path,
               for _ in range(50)]
     calib = str(tmp_path / "calib")
     collect(calib, frames)
-    entry = _manager(tmp_path, trt, cuda, precision="int8", calibration_dir=calib).ensure(
+    entry = _manager(tmp_path, trt, cuda, precision="int8", calibration_dir=calib, force=True).ensure(
         EngineRequest("detector", "retinaface", models["det"]))
     assert entry.fingerprint.precision == "int8"
     assert entry.metadata["build"]["calibration_batches"] == 45        # batch 1, 5 of 50 held out
@@ -402,7 +405,7 @@ def test_metadata_file_holds_every_issue_field_and_dla_build(tmp_path, models):
     assert fp["profile"] == [[1, 3, 112, 112], [8, 3, 112, 112], [32, 3, 112, 112]]
     assert (fp["tensorrt"], fp["cuda"], fp["l4t"], fp["gpu_name"], fp["compute_capability"], fp["dla_core"]) == \
         ("8.5.2.2", "11.4", "35.4.1", "Xavier", "7.2", 1)
-    assert fp["builder"] == {"workspace_mb": 512, "calibration_batch": 8}
+    assert fp["builder"] == {"workspace_mb": 512, "calibration_batch": 8, "typing": "flags"}
     assert build["jetpack"] == "5.1" and build["built_at"].endswith("Z") and build["build_seconds"] >= 0
     assert build["calibration_batches"] == 9 and build["engine_bytes"] == os.path.getsize(entry.engine_path)
     assert ver["samples"] == 8 and ver["mean_cosine"] > 0.98 and meta["status"] == "verified"
@@ -421,15 +424,34 @@ def test_dla_core_the_device_does_not_have_is_refused(tmp_path, models):
     assert "builder.build_serialized_network" not in calls
 
 
-def test_tensorrt_11_auto_builds_fp32_and_says_why(tmp_path, models, caplog):
+def test_tensorrt_11_builds_fp16_and_int8_from_typed_onnx(tmp_path, models):
+    import onnx
     trt, cuda, calls = make_fakes("11")
+    if sys.version_info < (3, 8):      # TensorRT 11 is JetPack 7.2.2+ (Python 3.12); the converters need 3.8+
+        with pytest.raises(ModelError, match="Python >= 3.8"):
+            _manager(tmp_path, trt, cuda).ensure(EngineRequest("recognizer", "sface", models["rec"]))
+        return
     entry = _manager(tmp_path, trt, cuda, precision="auto").ensure(EngineRequest("recognizer", "sface", models["rec"]))
-    assert entry.fingerprint.precision == "fp32" and entry.metadata["status"] == "verified"
-    assert "no FP16/INT8 builder flags" in caplog.text and "strongly typed" in caplog.text
-    assert "config.set_flag" not in calls and "builder.create_network(flags=0)" in calls
-    with pytest.raises(BackendError, match="strongly typed"):
-        _manager(tmp_path, trt, cuda, precision="fp16", force=True).ensure(
-            EngineRequest("recognizer", "sface", models["rec"]))
+    assert entry.fingerprint.precision == "fp16" and entry.metadata["status"] == "verified"
+    assert entry.fingerprint.builder["typing"] == "strong"
+    key = fpmod.key(entry.fingerprint)
+    typed = [n for n in os.listdir(str(tmp_path / "engines")) if n.endswith(".fp16.{}.onnx".format(key))]
+    assert len(typed) == 1
+    model = onnx.load(str(tmp_path / "engines" / typed[0]))
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT    # float32 I/O
+    assert "config.set_flag" not in calls and "builder.create_network(flags=1)" in calls
+    del calls[:]
+    calib = _calibration_set(tmp_path)
+    entry = _manager(tmp_path, trt, cuda, precision="int8", calibration_dir=calib, force=True).ensure(
+        EngineRequest("recognizer", "sface", models["rec"]))
+    assert entry.fingerprint.precision == "int8" and entry.metadata["status"] == "verified"
+    qdq = onnx.load(str(tmp_path / "engines" / "tinyrec.int8.{}.onnx".format(fpmod.key(entry.fingerprint))))
+    assert {"QuantizeLinear", "DequantizeLinear"} <= set(n.op_type for n in qdq.graph.node)
+    assert "calibrator.get_batch_size" not in calls and "config.set_flag" not in calls
+    trt10, cuda10, _ = make_fakes("10")
+    flags_fp = _manager(tmp_path / "t10", trt10, cuda10).ensure(EngineRequest("recognizer", "sface", models["rec"]))
+    assert flags_fp.fingerprint.builder["typing"] == "flags"
 
 
 def test_int8_detector_with_non_square_opt_calibrates_at_a_square_inside_the_profile(tmp_path, models):

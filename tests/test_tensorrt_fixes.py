@@ -167,7 +167,7 @@ def test_tensorrt_11_int8_refusal_does_not_suggest_fp16(tmp_path):
     with pytest.raises(BackendError) as err:
         build_serialized(trt, tiny_recognizer(str(tmp_path / "r.onnx")), _det_settings()._replace(
             precision="int8", input_name="data", profile=((1, 3, 112, 112),) * 3))
-    assert "fp16" not in str(err.value).lower() and "Q/DQ" in str(err.value)
+    assert "--precision fp16" not in str(err.value) and "Q/DQ" in str(err.value)
 
 
 def test_pipeline_close_releases_both_backends(model_dir):
@@ -204,3 +204,27 @@ def test_engine_builder_and_the_runtime_do_not_import_each_other():
     found += ["{}: {}".format(path, name) for path in glob.glob(os.path.join(REPO, "edge", "backends", "*.py"))
               for name in _imports(path) if name.split(".")[0] == "engine_builder" or name == "edge.engines"]
     assert found == []
+
+
+
+def test_models_convert_fp16_of_both_default_models_is_verified_against_fp32(model_dir, tmp_path, facedata):
+    """FP16 ONNX (TensorRT 11's FP16, and a CPU option) within the engine bounds on real faces."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for sub in ("known", "scenes"):
+        for name in os.listdir(os.path.join(facedata, sub)):
+            os.symlink(os.path.join(facedata, sub, name), str(photos / (sub + "_" + name)))
+    code, out, err = faceedge("calibrate", "collect", "--folder", str(photos), "--out", str(tmp_path / "calib"),
+                              "--model-dir", model_dir)
+    assert code == 0, err
+    for ref, name in (("sface:" + os.path.join(model_dir, "sface_2021dec_fp32.onnx"), "rec"),
+                      ("retinaface:" + os.path.join(model_dir, "retinaface_mnet025.onnx"), "det")):
+        dst = str(tmp_path / (name + ".fp16.onnx"))
+        code, out, err = faceedge("models", "convert", ref, "--to", "fp16", "--calibration", str(tmp_path / "calib"),
+                                  "-o", dst)
+        if sys.version_info < (3, 8):
+            assert code == 1 and "Python >= 3.8" in err
+            continue
+        assert code == 0, out + err
+        assert "FP16" in out and "held-out calibration samples" in out and "REFUSED" not in out
+        assert os.path.isfile(dst)

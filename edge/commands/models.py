@@ -40,6 +40,15 @@ def register(subparsers):
     check.add_argument("--dir", default=None, help="model directory (default: {})".format(default_model_dir()))
     check.set_defaults(func=_check)
 
+    conv = sub.add_parser("convert", help="write the FP16 or Q/DQ INT8 version of a model, verified against it")
+    conv.add_argument("model", metavar="FAMILY:FILE", help="the FP32 model, e.g. sface:/path/sface_2021dec_fp32.onnx")
+    conv.add_argument("--to", required=True, choices=("fp16", "int8"), dest="precision")
+    conv.add_argument("--calibration", metavar="DIR", default="",
+                      help="calibration set (`faceedge calibrate collect`): INT8 statistics, and held-out samples "
+                           "for the verification")
+    conv.add_argument("-o", "--out", required=True, metavar="FILE", help="where to write the converted model")
+    conv.set_defaults(func=_convert)
+
 
 def _usage(parser):
     # type: (argparse.ArgumentParser) -> int
@@ -142,3 +151,40 @@ def _check(args):
         from edge.errors import ModelError
         raise ModelError("no such model file: {} (run `faceedge models fetch --all`)".format(", ".join(missing)))
     return check_files(paths)
+
+
+def _convert(args):
+    # type: (argparse.Namespace) -> int
+    """FP16 / Q-DQ INT8 ONNX, verified against the FP32 model with the engine bounds (as an engine is)."""
+    from calibration import dataset
+    from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from edge.engines import RunTimeModels, compare_backends, request_for
+    from edge.errors import ModelError
+    from edge.models.manifest import parse_model_ref
+    from edge.models.precision import convert_file
+    from engine_builder import verify
+    from engine_builder.manager import detector_square
+    family, path = parse_model_ref(args.model)
+    request = request_for(path, family)
+    cset = dataset.load(args.calibration) if args.calibration else None
+    profile = (((8, 3, 112, 112),) if request.role == "recognizer" else ((1, 3, 640, 640),)) * 3
+    models, ref = RunTimeModels(), OnnxRuntimeBackend(path)
+    batches = None
+    if args.precision == "int8":
+        if cset is None:
+            raise ModelError("INT8 (Q/DQ) needs a calibration set: --calibration DIR (faceedge calibrate collect)")
+        paths = dataset.require(cset, request.role)
+        if request.role == "recognizer":
+            batches = dataset.recognizer_batches(paths, models.recognizer_preprocess(family, ref), 8)
+        else:
+            det = models.detector(family, ref, detector_square(profile))
+            batches = dataset.detector_batches(paths, det.preprocess, 1)
+    convert_file(path, args.out, args.precision, batches)
+    figures = compare_backends(models, request, ref, OnnxRuntimeBackend(args.out), cset, profile)
+    ok, reason = verify.judge(request.role, args.precision, figures)
+    print("{}: {} {} ({}; {}){}".format(args.out, request.role, args.precision.upper(), reason,
+                                         figures.get("samples_source", ""), "" if ok else " REFUSED"))
+    if not ok:
+        os.remove(args.out)
+        return 1
+    return 0

@@ -64,6 +64,20 @@ def fake_surface(trt, cuda):
     return surface
 
 
+def enum_values(trt):
+    """{'Enum.MEMBER': int} of the enums our code passes to TensorRT (values matter for flags)."""
+    out = {}
+    for enum in ENUMS:
+        owner = getattr(trt, enum, None)
+        for name in dir(owner) if owner is not None else ():
+            if name.isupper():
+                try:
+                    out["{}.{}".format(enum, name)] = int(getattr(owner, name))
+                except (TypeError, ValueError):   # fake DataType members carry names only
+                    pass
+    return out
+
+
 def real_surface(trt):
     """The same names read from a real tensorrt module (its classes, no instances needed)."""
     surface = {"module": _public(trt)}
@@ -90,7 +104,6 @@ def exercise(generation, workdir):
     (class, name, found) our code and the fake looked up."""
     import numpy as np
     from calibration.collect import collect
-    from engine_builder.builder import api_features
     from edge.backends.cuda import PycudaAllocator
     from edge.engines import EngineManager, EngineRequest, engine_options
     from tests.fakes import make_fakes
@@ -103,7 +116,7 @@ def exercise(generation, workdir):
     collect(calib, [rng.randint(0, 256, (64, 64, 3)).astype(np.uint8) for _ in range(40)],
             extra_crops=[rng.randint(0, 256, (112, 112, 3)).astype(np.uint8) for _ in range(80)])
     alloc = PycudaAllocator(cuda=cuda)
-    precisions = ["fp32"] + (["fp16", "int8"] if api_features(trt)["fp16_flag"] else [])
+    precisions = ["fp32", "fp16", "int8"]      # TensorRT 11: from FP16 and Q/DQ ONNX
     for i, precision in enumerate(precisions):
         for dla in ((-1, 0) if precision == "fp16" and generation != "8.2" else (-1,)):
             manager = EngineManager(engine_options(

@@ -123,6 +123,17 @@ def _conv_needs_initializers(model):
     return None
 
 
+def _typed_precision(onnx_bytes):
+    """What a strongly typed network computes in: Q/DQ nodes -> int8, float16 weights -> fp16."""
+    import onnx
+    model = onnx.load_from_string(onnx_bytes)
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+        return "int8"
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
 def make_tensorrt(generation, cuda, calls):
     if generation not in GENERATIONS:
         raise ValueError(generation)
@@ -170,7 +181,7 @@ def make_tensorrt(generation, cuda, calls):
     mod.nptype = nptype
     if has_named:
         mod.TensorIOMode = _Enum("TensorIOMode", trace, NONE=0, INPUT=1, OUTPUT=2)
-    flag_names = dict(GPU_FALLBACK=3, REFIT=4)
+    flag_names = dict(GPU_FALLBACK=3, REFIT=5 if generation in ("8.2", "8.5") else 4)   # STRICT_TYPES (4) went in 10
     if has_precision_flags:
         flag_names.update(FP16=0, INT8=1)
     mod.BuilderFlag = _Enum("BuilderFlag", trace, **flag_names)
@@ -180,7 +191,7 @@ def make_tensorrt(generation, cuda, calls):
     elif generation == "10":
         mod.NetworkDefinitionCreationFlag = _Enum("NetworkDefinitionCreationFlag", trace, EXPLICIT_BATCH=0, STRONGLY_TYPED=1)  # EXPLICIT_BATCH ignored
     else:
-        mod.NetworkDefinitionCreationFlag = _Enum("NetworkDefinitionCreationFlag", trace, STRONGLY_TYPED=1)
+        mod.NetworkDefinitionCreationFlag = _Enum("NetworkDefinitionCreationFlag", trace, STRONGLY_TYPED=0)
     if has_pool:
         mod.MemoryPoolType = _Enum("MemoryPoolType", trace, WORKSPACE=0, DLA_MANAGED_SRAM=1)
 
@@ -208,6 +219,8 @@ def make_tensorrt(generation, cuda, calls):
         _trace = trace
         def __init__(self, flags):
             self._explicit = bool(flags & 1) or not has_implicit_batch
+            # 10.x: opt-in flag 1 << 1; 11: every network is strongly typed (flag value 0).
+            self._strongly_typed = generation == "11" or (generation == "10" and bool(flags & 2))
             self._inputs, self._outputs, self._onnx = [], [], b""
 
         @property
@@ -362,6 +375,10 @@ def make_tensorrt(generation, cuda, calls):
         def build_serialized_network(self, network, config):
             rec("builder.build_serialized_network")
             precision = "fp32"
+            if network._strongly_typed:
+                if has_precision_flags and config._flags & set([mod.BuilderFlag.FP16, mod.BuilderFlag.INT8]):
+                    return None       # "precision flags are not allowed with a strongly typed network"
+                precision = _typed_precision(network._onnx)
             if has_precision_flags and mod.BuilderFlag.FP16 in config._flags:
                 precision = "fp16"
             if has_precision_flags and mod.BuilderFlag.INT8 in config._flags:

@@ -14,13 +14,20 @@ from edge.backends.tensorrt_backend import create_runtime, numpy_dtype
 from edge.errors import GpuUnavailableError
 from engine_builder.builder import BuildSettings, api_features, build_serialized, create_builder
 from tests.fakes import make_fakes
-from tests.fakes.api_surface import exercise, extras, fake_surface, real_surface, touched_mismatches
+from tests.fakes.api_surface import exercise, extras, fake_surface, real_surface, touched_mismatches  # noqa
 from tests.fakes.models import tiny_recognizer
 
 
 def test_the_fake_offers_nothing_this_module_lacks(trt, generation):
     fake, cuda, _ = make_fakes(generation)
     assert extras(fake_surface(fake, cuda), real_surface(trt)) == []
+
+
+def test_the_fake_enum_values_are_the_real_ones(trt, generation):
+    from tests.fakes.api_surface import enum_values
+    fake, _, _ = make_fakes(generation)
+    real = enum_values(trt)
+    assert dict((k, v) for k, v in enum_values(fake).items() if real.get(k) != v) == {}
 
 
 def test_what_our_code_touches_exists_here_and_every_probe_answers_alike(trt, generation):
