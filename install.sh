@@ -477,6 +477,15 @@ config_value() {  # config_value SECTION KEY -> value of a simple `key = "value"
       sub(/^[^=]*=[[:space:]]*/, ""); sub(/[[:space:]]*#.*$/, ""); gsub(/"/, ""); print; exit }' "$CONFIG"
 }
 
+resolved_gallery() {  # CONFIG [STATE_DIR]: the gallery file the daemon uses, as faceedge resolves it
+  local config="$1" state="${2:-$STATE_DIR}" path=""
+  if [ -x "$VENV/bin/faceedge" ] && [ -f "$config" ]; then
+    path="$(env -u FACEEDGE_GALLERY STATE_DIRECTORY="$state" "$VENV/bin/faceedge" config get "$config" gallery.path 2>/dev/null || true)"
+  fi
+  if [ -z "$path" ] && [ -f "$config" ]; then path="$(CONFIG="$config" config_value gallery path)"; fi
+  printf '%s\n' "${path:-$state/gallery/gallery.db}"
+}
+
 source_stamp() {
   {
     "$VENV/bin/python" --version 2>&1
@@ -526,14 +535,13 @@ do_uninstall() {
     log "mosquitto itself stays installed (apt-get remove mosquitto if you do not need it)"
   fi
 
-  # Where the gallery is (read before the config goes): its top entry in the state dir is kept.
+  # Where the gallery is (asked before the config and the venv go; the same resolution as the
+  # daemon's): its top entry in the state dir is kept, and so is the old default gallery.db.
   local gallery keep="gallery"
-  if [ -f "$etc_dir/config.toml" ]; then
-    gallery="$(CONFIG="$etc_dir/config.toml" config_value gallery path)"
-    case "$gallery" in
-      "$state_dir"/*) keep="${gallery#"$state_dir"/}"; keep="${keep%%/*}" ;;
-    esac
-  fi
+  gallery="$(resolved_gallery "$etc_dir/config.toml" "$state_dir")"
+  case "$gallery" in
+    "$state_dir"/*) keep="${gallery#"$state_dir"/}"; keep="${keep%%/*}" ;;
+  esac
 
   CURRENT_STEP="remove the configuration"
   if [ "$PURGE" = 1 ]; then
@@ -558,7 +566,8 @@ do_uninstall() {
       for entry in "$state_dir"/* "$state_dir"/.[!.]*; do
         [ -e "$entry" ] || continue
         case "$(basename "$entry")" in
-          gallery|"$keep"|"$keep"-wal|"$keep"-shm|"$keep"-journal) continue ;;
+          gallery|gallery.db|gallery.db-wal|gallery.db-shm|gallery.db-journal) continue ;;
+          "$keep"|"$keep"-wal|"$keep"-shm|"$keep"-journal) continue ;;
         esac
         run rm -rf "$entry"
       done
@@ -788,8 +797,8 @@ do_install() {
     printf '# Written by faceedge install.sh (run it again to refresh): faceedge-build.service arguments.\n'
     printf 'FACEEDGE_BUILD_ARGS="%s"\n' "${BUILD_ARGS[*]:-}"
     if [ "$PLATFORM" = jetson ]; then printf 'OPENBLAS_CORETYPE=ARMV8\n'; fi
-    gallery_path="$(config_value gallery path)"
-    printf 'FACEEDGE_GALLERY=%s\n' "${gallery_path:-$STATE_DIR/gallery/gallery.db}"
+    gallery_path="$(resolved_gallery "$CONFIG")"
+    printf 'FACEEDGE_GALLERY=%s\n' "$gallery_path"
   } > "$tmpu"
   install_if_changed "$tmpu" "$ETC_DIR/install.env" 0644
   rm -f "$tmpu"

@@ -8,12 +8,14 @@ that changes nothing, and --uninstall leaving only the gallery.
 The fake roots are text files in tests/fixtures/jetson/ read through FACEEDGE_FAKE_ROOT
 (documented at the top of install.sh); no Jetson and no systemd as PID 1 are needed.
 """
+import json
 import os
 import shlex
 import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 
 import pytest
@@ -802,6 +804,8 @@ def test_real_install_runs_daemon(tmp_path, model_dir, facedata):
                 if any("/events" in t or "/event" in t for t, _ in messages):
                     break
                 time.sleep(0.5)
+            # People enrolled over MQTT, as a user would, into the default gallery (path = "").
+            _enroll_over_mqtt(client, messages, facedata, daemon, log_path)
         finally:
             if daemon.poll() is None:
                 daemon.send_signal(signal.SIGTERM)
@@ -815,7 +819,30 @@ def test_real_install_runs_daemon(tmp_path, model_dir, facedata):
             notify.close()
         assert daemon.returncode == 0, log_path.read_text()
     backup = _run_backup(tmp_path)
+    with tarfile.open(str(state / "gallery" / backup)) as archive:
+        manifest = json.loads(archive.extractfile("manifest.json").read().decode("utf-8"))
+    assert sorted(set(s["person"] for s in manifest["samples"])) == ["biden", "obama"], manifest["samples"]
     _uninstall_leaves_only_gallery(tmp_path, kept=("gallery.db", backup))
+    from edge.gallery import Gallery
+    kept = Gallery(str(state / "gallery" / "gallery.db"))
+    assert sorted(p.name for p in kept.list_people()) == ["biden", "obama"]
+    kept.close()
+
+
+def _enroll_over_mqtt(client, messages, facedata, daemon, log_path):
+    import base64
+    root = [t for t, p in messages if t.endswith("/available") and p == "online"][0][:-len("/available")]
+    for name, photo in (("obama", "obama.jpg"), ("biden", "biden.jpg")):
+        with open(os.path.join(facedata, "known", photo), "rb") as f:
+            image = base64.b64encode(f.read()).decode("ascii")
+        client.publish(root + "/gallery/set", json.dumps(
+            {"request_id": "enroll-" + name, "action": "enroll", "name": name, "images": [image]}), qos=1)
+    deadline = time.time() + 120
+    answers = []
+    while time.time() < deadline and daemon.poll() is None and len(answers) < 2:
+        answers = [json.loads(p) for t, p in list(messages) if t.endswith("/gallery/response")]
+        time.sleep(0.2)
+    assert len(answers) == 2 and all(a["ok"] for a in answers), (answers, log_path.read_text())
 
 
 def _installed_unit(tmp_path, name):

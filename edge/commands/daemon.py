@@ -24,6 +24,11 @@ def register(subparsers):
     check = config_sub.add_parser("check", help="validate a configuration file: prints ok or the error")
     check.add_argument("file")
     check.set_defaults(func=cmd_config_check)
+    get = config_sub.add_parser("get", help="print one setting as the daemon resolves it (defaults applied), "
+                                            "e.g. `faceedge config get FILE gallery.path`")
+    get.add_argument("file")
+    get.add_argument("key", help="SECTION.KEY, e.g. gallery.path, engines.dir, mqtt.queue_dir")
+    get.set_defaults(func=cmd_config_get)
 
 
 def cmd_config_check(args):
@@ -35,6 +40,21 @@ def cmd_config_check(args):
         print(str(exc))
         return 1
     print("ok")
+    return 0
+
+
+def cmd_config_get(args):
+    from edge.daemon.config import load_config
+    from edge.errors import ConfigError
+    config = load_config(args.file)
+    section, _, key = args.key.partition(".")
+    table = getattr(config, section, None)
+    if not key or table is None or not hasattr(table, "_fields") or key not in table._fields:
+        raise ConfigError("no setting {!r}: give SECTION.KEY, e.g. gallery.path".format(args.key))
+    if section == "mqtt" and key == "password":
+        raise ConfigError("mqtt.password is a secret: it is never printed")
+    value = getattr(table, key)
+    print("" if value is None else value)
     return 0
 
 

@@ -13,18 +13,9 @@ from edge.errors import ConfigError
 from edge.gallery.store import MAX_NAME_LENGTH
 from edge.detectors import FAMILIES as DETECTOR_FAMILIES    # those with a decoder (no yunet yet)
 from edge.models.manifest import PROFILES, RECOGNIZER_FAMILIES
+from edge.paths import data_dir, default_gallery_path
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def data_dir():
-    # type: () -> str
-    """$STATE_DIRECTORY under systemd (StateDirectory=faceedge), else ~/.local/share/faceedge."""
-    state = os.environ.get("STATE_DIRECTORY")
-    if state:
-        return state.split(":")[0]
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return os.path.join(base, "faceedge")
 
 
 def default_device_id():
@@ -242,7 +233,7 @@ def config_from_dict(data, source="<config>"):
     engines = engines._replace(dir=os.path.expanduser(engines.dir) or os.path.join(base, "engines"),
                                calibration_dir=os.path.expanduser(engines.calibration_dir))
     gallery = GalleryConfig(*sections["gallery"])
-    gallery = gallery._replace(path=os.path.expanduser(gallery.path) or os.path.join(base, "gallery.db"))
+    gallery = gallery._replace(path=os.path.expanduser(gallery.path) or default_gallery_path())
     cameras_raw = data.get("cameras", [])
     if not isinstance(cameras_raw, list):
         raise ConfigError("{}: cameras: must be an array of tables ([[cameras]])".format(source))
