@@ -682,8 +682,9 @@ def _real_install(tmp_path, model_dir, broker_port, video=None):
     return args, out, script
 
 
-def _uninstall_leaves_only_gallery(tmp_path, kept=()):
-    """--uninstall keeps STATE/gallery (with `kept`, paths below it), --purge then removes it."""
+def _uninstall_leaves_only_gallery(tmp_path, kept=(), people=None):
+    """--uninstall keeps STATE/gallery (with `kept`, paths below it, and `people` in its
+    gallery.db), --purge then removes it."""
     code, out, err = run_install(["--prefix", str(tmp_path / "opt"), "--uninstall"], _install_env(tmp_path))
     assert code == 0, out + err
     assert not (tmp_path / "opt").exists()
@@ -693,6 +694,11 @@ def _uninstall_leaves_only_gallery(tmp_path, kept=()):
     assert "kept the gallery" in out
     for path in kept:
         assert (tmp_path / "state" / "gallery" / path).exists(), path
+    if people is not None:
+        from edge.gallery import Gallery
+        gallery = Gallery(str(tmp_path / "state" / "gallery" / "gallery.db"))
+        assert sorted(p.name for p in gallery.list_people()) == people
+        gallery.close()
     code, out, err = run_install(["--prefix", str(tmp_path / "opt"), "--uninstall", "--purge"],
                                  _install_env(tmp_path))
     assert code == 0, out + err
@@ -822,11 +828,7 @@ def test_real_install_runs_daemon(tmp_path, model_dir, facedata):
     with tarfile.open(str(state / "gallery" / backup)) as archive:
         manifest = json.loads(archive.extractfile("manifest.json").read().decode("utf-8"))
     assert sorted(set(s["person"] for s in manifest["samples"])) == ["biden", "obama"], manifest["samples"]
-    _uninstall_leaves_only_gallery(tmp_path, kept=("gallery.db", backup))
-    from edge.gallery import Gallery
-    kept = Gallery(str(state / "gallery" / "gallery.db"))
-    assert sorted(p.name for p in kept.list_people()) == ["biden", "obama"]
-    kept.close()
+    _uninstall_leaves_only_gallery(tmp_path, kept=("gallery.db", backup), people=["biden", "obama"])
 
 
 def _enroll_over_mqtt(client, messages, facedata, daemon, log_path):
