@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import struct
+import types
 import zlib
 
 import numpy as np
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.daemon.config import config_from_dict
-from edge.daemon.gallery_commands import GalleryCommandHandler
+from tests.support.commands import command_router
 from edge.gallery import Gallery
 from tests.broker import Broker, Subscriber
 from tests.faults import Daemon, record_figure, wait_until
@@ -98,7 +99,8 @@ def handler(tmp_path, pipeline):
     limits = config_from_dict({"limits": {"max_payload_bytes": 1000000, "max_image_bytes": 200000,
                                           "max_image_pixels": 4000000, "max_images_per_command": 3}}).limits
     gallery = Gallery(str(tmp_path / "fuzz.db"))
-    yield GalleryCommandHandler(gallery, pipeline, limits)
+    # the router, and the gallery it changes
+    yield types.SimpleNamespace(handle=command_router(gallery, pipeline, limits).handle, gallery=gallery)
     gallery.close()
 
 

@@ -2,15 +2,13 @@
 import base64
 import json
 import os
-import queue
-import threading
 
 import numpy as np
 import pytest
 
 from edge.daemon.config import config_from_dict
 from edge.daemon.discovery import Discovery
-from edge.daemon.gallery_commands import GalleryCommandHandler
+from tests.support.commands import command_router
 from edge.daemon.publisher import Publisher
 from edge.gallery import Gallery
 from tests.broker import Subscriber, broker  # noqa: F401  (fixture)
@@ -44,7 +42,7 @@ def gallery(tmp_path):
 
 def test_enroll_then_repeat_is_not_applied_twice(gallery, pipeline, facedata):
     changes = []
-    handler = GalleryCommandHandler(gallery, pipeline, limits(), lambda *a: changes.append(a))
+    handler = command_router(gallery, pipeline, limits(), lambda *a: changes.append(a))
     first = json.loads(handler.handle(command(request_id="r1", action="enroll", name="obama",
                                               images=[photo(facedata, "obama.jpg"), photo(facedata, "obama2.jpg")])))
     assert first["ok"] and first["request_id"] == "r1" and first["result"]["added"] == 2
@@ -57,7 +55,7 @@ def test_enroll_then_repeat_is_not_applied_twice(gallery, pipeline, facedata):
 
 
 def test_remove_rename_negative_list(gallery, pipeline, facedata):
-    handler = GalleryCommandHandler(gallery, pipeline, limits())
+    handler = command_router(gallery, pipeline, limits())
     ok = lambda raw: json.loads(raw)["ok"]
     assert ok(handler.handle(command(action="enroll", name="obama", images=[photo(facedata, "obama.jpg")])))
     assert ok(handler.handle(command(action="negative", name="obama", images=[photo(facedata, "biden.jpg")])))
@@ -71,7 +69,7 @@ def test_remove_rename_negative_list(gallery, pipeline, facedata):
 
 
 def test_enroll_from_embeddings(gallery, pipeline):
-    handler = GalleryCommandHandler(gallery, pipeline, limits())
+    handler = command_router(gallery, pipeline, limits())
     vector = np.random.RandomState(0).randn(128).tolist()
     response = json.loads(handler.handle(command(action="enroll", name="x", embeddings=[vector],
                                                  fingerprint=pipeline.recognizer_fingerprint)))
@@ -107,9 +105,9 @@ def _bad_commands(facedata):
 
 
 def test_every_bad_command_is_answered_and_changes_nothing(gallery, pipeline, facedata, caplog):
-    setup = GalleryCommandHandler(gallery, pipeline, limits())
+    setup = command_router(gallery, pipeline, limits())
     assert json.loads(setup.handle(command(action="enroll", name="obama", images=[photo(facedata, "obama.jpg")])))["ok"]
-    handler = GalleryCommandHandler(gallery, pipeline, limits())
+    handler = command_router(gallery, pipeline, limits())
     before = (gallery.version, gallery.summary())
     for payload, request_id, words in _bad_commands(facedata):
         response = json.loads(handler.handle(payload))
@@ -122,7 +120,7 @@ def test_every_bad_command_is_answered_and_changes_nothing(gallery, pipeline, fa
 def test_a_photo_without_a_face_is_refused(gallery, pipeline, facedata):
     import cv2
     blank = cv2.imencode(".png", np.full((200, 200, 3), 128, np.uint8))[1].tobytes()
-    handler = GalleryCommandHandler(gallery, pipeline, limits())
+    handler = command_router(gallery, pipeline, limits())
     response = json.loads(handler.handle(command(request_id="n", action="enroll", name="x",
                                                  images=[base64.b64encode(blank).decode("ascii")])))
     assert not response["ok"] and "no face" in response["error"] and gallery.list_people() == []
@@ -131,30 +129,20 @@ def test_a_photo_without_a_face_is_refused(gallery, pipeline, facedata):
 # -- over a real broker -------------------------------------------------------------------
 
 class Device(object):
-    """Publisher + handler + one command worker thread, wired as the service does."""
+    """Publisher + command router with its worker thread, wired as the daemon does."""
 
     def __init__(self, port, tmp_path, gallery, pipeline):
         self.config = config_from_dict({"device": {"id": "door"}, "mqtt": {
             "host": "127.0.0.1", "port": port, "queue_dir": str(tmp_path / "queue"), "client_id": "faceedge-door"}})
         self.publisher = Publisher(self.config)
-        self.handler = GalleryCommandHandler(gallery, pipeline, self.config.limits, publisher=self.publisher,
-                                             discovery=Discovery(self.config, self.publisher.publish_raw))
-        self.commands = queue.Queue()
-        self.publisher.on_command(self.commands.put)
-        self.worker = threading.Thread(target=self._work)
-        self.worker.start()
+        self.router = command_router(gallery, pipeline, self.config.limits, publisher=self.publisher,
+                                     discovery=Discovery(self.config, self.publisher.publish_raw))
+        self.publisher.on_command(self.router.submit)
+        self.router.start(self.publisher.publish_response)
         self.publisher.start()
 
-    def _work(self):
-        while True:
-            payload = self.commands.get()
-            if payload is None:
-                return
-            self.publisher.publish_response(self.handler.handle(payload))
-
     def stop(self):
-        self.commands.put(None)
-        self.worker.join()
+        self.router.stop()
         self.publisher.stop()
 
 

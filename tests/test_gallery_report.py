@@ -147,7 +147,7 @@ def test_plot_is_skipped_cleanly_without_matplotlib(tmp_path, lfw, pipeline, mon
 def test_report_command_and_retained_report_after_changes(tmp_path, broker, pipeline, facedata):
     import base64
     from edge.daemon.config import config_from_dict
-    from edge.daemon.gallery_commands import GalleryCommandHandler
+    from tests.support.commands import command_router
     from edge.daemon.publisher import Publisher
     from edge.daemon.report_publisher import ReportPublisher
     from tests.broker import Subscriber
@@ -163,7 +163,7 @@ def test_report_command_and_retained_report_after_changes(tmp_path, broker, pipe
                                                                              retain=True),
                                      lambda: pipeline.threshold, config.gallery.report_target_far,
                                      config.gallery.report_on_change)
-            handler = GalleryCommandHandler(gallery, pipeline, config.limits, publisher=publisher, report=report)
+            handler = command_router(gallery, pipeline, config.limits, publisher=publisher, report=report)
 
             def photo(name):
                 with open(os.path.join(facedata, "known", name), "rb") as f:

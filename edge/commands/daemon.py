@@ -88,71 +88,89 @@ def open_pipeline_for(config):
 
 def build_service(config, config_path=None, once=False, max_seconds=0.0, notifier=None, capture_factory=None,
                   hooks=None, pipeline=None):
-    """Everything the daemon needs, loaded: models, gallery, matcher, publisher; hooks: extra
+    """The daemon, wired: models, gallery, matcher, publisher, commands, the loop. hooks: extra
     edge.daemon.hooks.FrameHook objects (the annotated view); pipeline: one already opened for
-    this config (the demo's), else it is opened here."""
+    this config (the demo's, which the caller closes), else it is opened here."""
     from edge.daemon.config import load_config
+    from edge.daemon.discovery import Discovery
+    from edge.daemon.gallery_changes import GalleryChanges
+    from edge.daemon.live_enroll import LiveEnroller
     from edge.daemon.matcher_updates import MatcherUpdates
     from edge.daemon.notify import Notifier
+    from edge.daemon.presence import Presence
     from edge.daemon.publisher import Publisher
     from edge.daemon.recognizer import FrameRecognizer, settings_from
+    from edge.daemon.report_publisher import ReportPublisher
     from edge.daemon.service import Service
     from edge.gallery import Gallery
     from edge.matching import Matcher
 
     notifier = notifier or Notifier.from_env()
     notifier.status("loading models")
-    pipeline = pipeline or open_pipeline_for(config)
+    closing = []
+    if pipeline is None:
+        pipeline = open_pipeline_for(config)
+        closing.append(lambda: pipeline.close() if hasattr(pipeline, "close") else None)
+    fingerprint = pipeline.recognizer_fingerprint
     recognizer = FrameRecognizer(pipeline, settings_from(config, pipeline.threshold))
+    settings = lambda: recognizer.settings      # replaced whole on SIGHUP, read by other threads
     gallery = Gallery(config.gallery.path)
-    matchers = MatcherUpdates(gallery, pipeline.recognizer_fingerprint, Matcher.from_gallery,
-                              recognizer.settings.threshold)
+    closing.insert(0, gallery.close)
+    matchers = MatcherUpdates(gallery, fingerprint, Matcher.from_gallery, settings().threshold)
     gallery.add_listener(matchers.changed)
     publisher = Publisher(config)
-    threshold = lambda: recognizer.settings.threshold
-    holder = {}
 
-    def on_change(*_):
-        if holder.get("shared") is not None:
-            holder["shared"].poke()
-
-    try:
-        from edge.daemon.gallery_commands import GalleryCommandHandler
-    except ImportError:     # gallery commands over MQTT not installed in this build
-        log.warning("gallery commands over MQTT are not available")
-        handler = None
-    else:
-        from edge.daemon.discovery import Discovery
-        from edge.daemon.live_enroll import LiveEnroller
-        from edge.daemon.report_publisher import ReportPublisher
-        live = LiveEnroller(gallery, pipeline.recognizer_fingerprint, [c.name for c in config.cameras],
-                            publisher.publish_response,
-                            lambda: recognizer.settings.threshold + recognizer.settings.confident_margin,
-                            same_person=threshold)
-        report = ReportPublisher(gallery, lambda payload: publisher.publish_raw(
-            publisher.topic("gallery/report"), payload, retain=True), threshold,
-            config.gallery.report_target_far, config.gallery.report_on_change)
-        handler = GalleryCommandHandler(gallery, pipeline, config.limits, on_change, publisher=publisher,
-                                        discovery=Discovery(config, publisher.publish_raw), live=live, report=report)
-        hooks = [live] + list(hooks or [])
-    if config.gallery.shared_id:
-        from edge.daemon.shared_gallery import SharedGallery
-        announce = handler.announce if handler is not None else (lambda: None)
-
-        def synced():       # a change from another door: new matcher, gallery/state, HA entities
-            matchers.changed()
-            on_change()
-            announce()
-        shared = holder["shared"] = SharedGallery(config, gallery, pipeline, publisher, on_change=synced)
-        handler = shared.wrap(handler) if handler is not None else None
-        shared.start()
-    from edge.daemon.presence import Presence
+    # what follows a gallery change (retained state, Home Assistant, report), and on each connect
+    report = ReportPublisher(gallery, lambda payload: publisher.publish_raw(
+        publisher.topic("gallery/report"), payload, retain=True), lambda: settings().threshold,
+        config.gallery.report_target_far, config.gallery.report_on_change)
+    changes = GalleryChanges(gallery, publisher, Discovery(config, publisher.publish_raw), report)
+    publisher.on_connected(changes.announce)
     presence = Presence(publisher.publish_presence, lambda: [p.name for p in gallery.list_people()])
     publisher.on_connected(presence.republish)
-    return Service(config, recognizer, matchers, publisher, notifier, command_handler=handler,
+
+    # commands: one router, the table built from each component's handlers
+    live = LiveEnroller(gallery, fingerprint, [c.name for c in config.cameras], publisher.publish_response,
+                        lambda: settings().threshold + settings().confident_margin,
+                        same_person=lambda: settings().threshold,
+                        on_committed=lambda name: changes.after("enroll_live", name))
+    router = command_router(gallery, pipeline, config.limits, changes, live=live, report=report)
+    publisher.on_command(router.submit)
+    if config.gallery.shared_id:
+        closing.insert(0, share_gallery(config, gallery, pipeline, publisher, matchers, changes, router))
+    return Service(config, recognizer, matchers, publisher, notifier, commands=router,
                    capture_factory=capture_factory, once=once, max_seconds=max_seconds,
-                   config_loader=(lambda: load_config(config_path)) if config_path else None, hooks=hooks,
-                   presence=presence)
+                   config_loader=(lambda: load_config(config_path)) if config_path else None,
+                   hooks=[live] + list(hooks or []), presence=presence, closing=closing)
+
+
+def share_gallery(config, gallery, pipeline, publisher, matchers, changes, router):
+    """gallery.shared_id: the gallery synced over MQTT (docs/MANY_DOORS.md); returns its stop()."""
+    from edge.daemon.shared_gallery import SharedGallery
+
+    def synced():       # a change from another door: new matcher, gallery/state, HA entities
+        matchers.changed()
+        shared.poke()
+        changes.announce()
+    shared = SharedGallery(config, gallery, pipeline, publisher, on_change=synced)
+    changes.on_change = lambda *_: shared.poke()     # a local change (command, live enrollment): publish it
+    shared.wrap(router)
+    shared.start()
+    return shared.stop
+
+
+def command_router(gallery, pipeline, limits, changes, live=None, report=None):
+    """The MQTT commands: every component's handlers in one table (docs/ARCHITECTURE.md).
+    live (LiveEnroller) and report (ReportPublisher) are optional outside the daemon."""
+    from edge.daemon.command_router import CommandRouter
+    from edge.daemon.gallery_commands import GalleryActions
+    router = CommandRouter(limits, gallery.response_for)
+    router.add(GalleryActions(gallery, pipeline, limits, changes).handlers())
+    if live is not None:
+        router.add(live.handlers(limits))
+    if report is not None:
+        router.add(report.handlers())
+    return router
 
 
 def install_signals(service):

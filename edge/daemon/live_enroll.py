@@ -10,9 +10,10 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from edge.daemon.gallery_commands import response_json
+from edge.daemon.command_router import Handler, name_field, response_json
 from edge.daemon.hooks import FrameHook, ProcessedFrame
-from edge.daemon.sample_collector import LiveEnrollError, LiveRequest, Progress, SampleCollector, progress_json
+from edge.daemon.sample_collector import (LiveEnrollError, LiveRequest, Progress, SampleCollector, progress_json,
+                                          request_from_command)
 from edge.errors import GalleryError
 from edge.gallery.store import AlreadyDone
 
@@ -58,6 +59,14 @@ class LiveEnroller(FrameHook):
         self._closed = False
 
     # -- command worker -------------------------------------------------------------------
+    def handlers(self, limits):
+        # type: (object) -> List[Handler]
+        """enroll_live: "name", "camera", optional "seconds", "samples", "min_samples"."""
+        def enroll_live(command, request_id):
+            name = name_field(command, "name", limits)
+            return self.start(request_from_command(command, request_id, name, self.cameras))
+        return [Handler("enroll_live", enroll_live, ("name", "camera", "seconds", "samples", "min_samples"))]
+
     def start(self, request):
         # type: (LiveRequest) -> Optional[str]
         """Begin an enrollment. The first progress message is published here, before any frame can
@@ -86,11 +95,13 @@ class LiveEnroller(FrameHook):
     # -- service loop ---------------------------------------------------------------------
     def wants_embeddings(self, camera):
         # type: (str) -> bool
-        return camera in self._active
+        with self._lock:
+            return camera in self._active
 
     def on_frame(self, processed):
         # type: (ProcessedFrame) -> None
-        session = self._active.get(processed.frame.source)
+        with self._lock:
+            session = self._active.get(processed.frame.source)
         if session is None:
             return
         session.collector.offer(processed.faces, processed.matches)
@@ -98,7 +109,9 @@ class LiveEnroller(FrameHook):
 
     def tick(self, now):
         # type: (float) -> None
-        for session in list(self._active.values()):
+        with self._lock:
+            sessions = list(self._active.values())
+        for session in sessions:
             self._after_frame(session)
 
     def _after_frame(self, session):

@@ -2,8 +2,9 @@
 republished after every gallery change when `[gallery] report_on_change` is on."""
 import json
 import logging
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
+from edge.daemon.command_router import Handler, ok_response
 from edge.errors import FaceEdgeError
 from edge.gallery.report import DEFAULT_TARGET_FAR, build_report
 
@@ -36,6 +37,12 @@ class ReportPublisher(object):
         self.threshold = threshold
         self.target_far = target_far
         self.on_change = on_change
+
+    def handlers(self):
+        # type: () -> List[Handler]
+        """report: optional "target_far" (edge/gallery/report.py)."""
+        return [Handler("report", lambda command, request_id: ok_response(request_id)(
+            self.build(command.get("target_far"))), ("target_far",))]
 
     def build(self, target_far=None):
         # type: (object) -> dict

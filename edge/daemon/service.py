@@ -2,13 +2,12 @@
 
 Recognition itself is `edge.daemon.recognizer.FrameRecognizer` (pure, one frame at a time);
 this module owns the loop thread, the cameras, the sinks (publisher, presence, frame hooks),
-the stats and the watchdog. Threads: one per camera (capture), the matcher updates
-(edge/daemon/matcher_updates.py), the gallery command worker and the watchdog; all
-inference of the frame path runs on the loop's own thread.
+the stats and the watchdog, and starts and stops the command router. Threads: one per camera
+(capture), the matcher updates (edge/daemon/matcher_updates.py), the command worker
+(edge/daemon/command_router.py) and the watchdog; all inference of the frame path runs on
+the loop's own thread.
 """
-import json
 import logging
-import queue
 import threading
 import time
 from typing import Dict, List, Optional
@@ -26,18 +25,21 @@ IDLE_WAIT_S = 0.05
 
 
 class Service(object):
-    def __init__(self, config, recognizer, matchers, publisher, notifier, command_handler=None,
-                 capture_factory=None, once=False, max_seconds=0.0, config_loader=None, hooks=None, presence=None):
+    def __init__(self, config, recognizer, matchers, publisher, notifier, commands=None, capture_factory=None,
+                 once=False, max_seconds=0.0, config_loader=None, hooks=None, presence=None, closing=()):
         """recognizer: FrameRecognizer; matchers: MatcherUpdates (the gallery's matcher, rebuilt
-        off this thread); config_loader() -> a fresh Config on SIGHUP (None: keep the settings);
-        hooks: edge.daemon.hooks.FrameHook objects given every processed frame;
-        presence: edge.daemon.presence.Presence, told of every event."""
+        off this thread); commands: the CommandRouter answering MQTT commands on its own thread;
+        config_loader() -> a fresh Config on SIGHUP (None: keep the settings); hooks:
+        edge.daemon.hooks.FrameHook objects given every processed frame; presence:
+        edge.daemon.presence.Presence, told of every event; closing: callables run last at
+        shutdown (closing the gallery and the models)."""
         self.config = config
         self.recognizer = recognizer
         self.matchers = matchers
         self.publisher = publisher
         self.notifier = notifier
-        self.command_handler = command_handler
+        self.commands = commands
+        self.closing = list(closing)
         self.capture_factory = capture_factory
         self.once = once
         self.max_seconds = max_seconds
@@ -48,7 +50,6 @@ class Service(object):
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.wakeup = threading.Event()
-        self._commands = queue.Queue()
         self.watchdog = Watchdog(notifier, self._stop, self._health_problem)
         self._processed = 0
         self._processed_times = []     # type: List[float]
@@ -75,9 +76,6 @@ class Service(object):
         self._reload.set()
         self.wakeup.set()
 
-    def _on_command(self, payload):
-        self._commands.put(payload)
-
     def _camera_status(self, name, state, detail):
         if state in ("reconnecting", "ended"):
             log.warning("camera %s %s%s", name, state, ": " + detail if detail else "")
@@ -90,11 +88,8 @@ class Service(object):
         started = time.monotonic()
         self.recognizer.use_matcher(self.matchers.start().matcher)
         self.publisher.start()
-        if self.command_handler is not None:
-            self.publisher.on_command(self._on_command)
-            worker = threading.Thread(target=self._command_worker, name="gallery-commands")
-            worker.daemon = True
-            worker.start()
+        if self.commands is not None:
+            self.commands.start(self.publisher.publish_response)
         for spec in self.config.cameras:
             camera = Camera(spec, on_status=self._camera_status, wakeup=self.wakeup,
                             capture_factory=self.capture_factory)
@@ -170,8 +165,14 @@ class Service(object):
             self._call_hook(hook.close)
         self.matchers.stop()
         self._publish_stats(started, status=False)
-        self._commands.put(None)
+        if self.commands is not None:
+            self.commands.stop()
         self.publisher.stop()
+        for close in self.closing:
+            try:
+                close()
+            except Exception as exc:      # stopping anyway: say what could not be closed
+                log.error("closing %s failed: %s", getattr(close, "__qualname__", close), exc)
         log.info("stopped: %d frames processed, %d events", self._processed, self._events)
 
     def _do_reload(self):
@@ -249,24 +250,6 @@ class Service(object):
         for camera in self.cameras:
             lost = camera.state in ("ended", "stopped", "reconnecting")
             self._publish_all(self.recognizer.end_tracks(camera.name, now, everything=lost))
-
-    # ---- side threads -----------------------------------------------------------------------
-    def _command_worker(self):
-        while True:
-            payload = self._commands.get()
-            if payload is None:
-                return
-            try:
-                response = self.command_handler.handle(payload)
-            except Exception as exc:     # the handler answers errors itself; this is a last resort
-                log.exception("gallery command failed")
-                response = json.dumps({"ok": False, "error": str(exc)})
-            if response is not None:
-                try:
-                    self.publisher.publish_response(response)
-                except Exception as exc:
-                    log.error("publishing a command response failed: %s", exc)
-            self.wakeup.set()
 
     # ---- stats ------------------------------------------------------------------------------
     def processed_fps(self):

@@ -14,7 +14,7 @@ import queue
 import threading
 from typing import Callable, Optional
 
-from edge.daemon.gallery_commands import response_json
+from edge.daemon.command_router import response_json
 from edge.sharing.state import SharedState
 from edge.sharing.sync import SyncEngine
 
@@ -130,25 +130,23 @@ class SharedGallery(object):
             self.publisher.publish_raw(self.publisher.topic("gallery/shared"), status, retain=True, qos=1)
 
     # -- gallery commands ------------------------------------------------------------------------
-    def wrap(self, handler):
-        # type: (object) -> object
-        return _SharedCommands(handler, self)
+    def wrap(self, router):
+        # type: (object) -> None
+        """The shared gallery's rules around every command of router (edge.daemon.command_router)."""
+        router.wrap(_SharedCommands(router.limits, self).handle)
 
 
 class _SharedCommands(object):
-    """The command handler on a shared gallery: a reader refuses changes; a writer publishes the
+    """The command rules on a shared gallery: a reader refuses changes; a writer publishes the
     change (person, then manifest) before the answer, which carries the shared revision."""
 
-    def __init__(self, inner, shared):
-        self.inner = inner
+    def __init__(self, limits, shared):
+        self.limits = limits
         self.shared = shared
 
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def handle(self, payload):
-        # type: (bytes) -> Optional[str]
-        limits = getattr(self.inner, "limits", None)
+    def handle(self, payload, route):
+        # type: (bytes, Callable[[bytes], Optional[str]]) -> Optional[str]
+        limits = self.limits
         command = _peek(payload) if limits is None or len(payload) <= limits.max_payload_bytes else {}
         action, request_id = command.get("action"), command.get("request_id")
         if not isinstance(request_id, str):
@@ -157,7 +155,7 @@ class _SharedCommands(object):
             return response_json(request_id, False, error="this device only reads the shared gallery {!r} "
                                  "(gallery.shared_writer = false): make the change on a writer".format(
                                      self.shared.shared_id))
-        response = self.inner.handle(payload)
+        response = route(payload)
         if action not in CHANGES or response is None:
             return response
         changed = self.shared.engine.local_changed(request_id)
