@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from edge.daemon.config import config_from_dict
-from edge.daemon.gallery_commands import GalleryCommandHandler
 from edge.errors import GalleryError
 from edge.gallery import Gallery, Sample
 from edge.gallery.enrollment import sample_from_image
 from edge.models.manifest import MODELS, known_embedding_dim
 from tests.media import known, photo_video
+from tests.support.commands import command_router
 from tests.support.daemon import RecordingNotifier, RecordingPublisher, make_service, service_config
 from tests.test_daemon_mqtt import _publish
 from tests.test_daemon_run import REPO, Collector, mosquitto, write_config  # noqa: F401  (fixture)
@@ -49,7 +49,7 @@ def test_pinned_fingerprints_know_their_dimension(pipeline):
 
 def test_wrong_length_for_the_active_model_is_refused(tmp_path, pipeline):
     gallery = Gallery(str(tmp_path / "g.db"))
-    handler = GalleryCommandHandler(gallery, pipeline, config_from_dict({}).limits)
+    handler = command_router(gallery, pipeline, config_from_dict({}).limits)
     answer = json.loads(handler.handle(_poison()))
     assert answer["ok"] is False and "16 numbers" in answer["error"] and "128-d" in answer["error"], answer
     assert gallery.list_people() == [] and gallery.version == 0
