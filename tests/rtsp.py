@@ -2,8 +2,9 @@
 
 It runs on Debian's python3 (PyGObject + GstRtspServer), whatever Python runs the tests, so
 the server can be stopped, killed or paused (SIGSTOP: a stream that stalls without closing)
-while the daemon under test keeps running. Missing GStreamer skips, except in CI
-(CI=true or FACEEDGE_REQUIRE_GSTREAMER=1), where it fails.
+while the daemon under test keeps running. A missing RTSP server skips, except where CI=true or
+FACEEDGE_REQUIRE_GSTREAMER=1, where it fails; an OpenCV without GStreamer skips in pip's venvs and
+fails in the Debian venv (FACEEDGE_REQUIRE_GSTREAMER=1, set by run-tests.sh).
 """
 import os
 import subprocess
@@ -15,13 +16,13 @@ from edge.demo_rtsp import RtspServerProcess, server_python
 _checked = {}
 
 
-def required():
-    return os.environ.get("CI", "").lower() == "true" or os.environ.get("FACEEDGE_REQUIRE_GSTREAMER") == "1"
+def _gstreamer_venv():
+    return os.environ.get("FACEEDGE_REQUIRE_GSTREAMER") == "1"      # run-tests.sh's Debian-OpenCV run
 
 
-def missing(reason):
+def missing(reason, required):
     """Skip (here) or fail (CI): a camera test never silently disappears from CI."""
-    if required():
+    if required:
         pytest.fail("required for the camera tests in CI: " + reason)
     pytest.skip(reason)
 
@@ -39,7 +40,8 @@ def gst_python():
             _checked[python] = False
     if not _checked[python]:
         missing("no GStreamer RTSP server for {} (apt: gir1.2-gst-rtsp-server-1.0 python3-gi "
-                "gstreamer1.0-plugins-ugly; .ci/setup-gstreamer.sh installs them)".format(python))
+                "gstreamer1.0-plugins-ugly; .ci/setup-gstreamer.sh installs them)".format(python),
+                os.environ.get("CI", "").lower() == "true" or _gstreamer_venv())
     return python
 
 
@@ -48,8 +50,9 @@ def opencv_gstreamer():
     import cv2
     from edge.daemon.camera import has_gstreamer
     if not has_gstreamer(cv2):
-        missing("this OpenCV ({}) has no GStreamer: pip's wheels never do; these tests run in the "
-                "Debian venv (.venv/debian, Debian's python3-opencv)".format(cv2.__version__))
+        # pip's venvs cannot have it (CI runs these cases in the Debian venv): a skip there, a failure there
+        missing("this OpenCV ({}) has no GStreamer: pip's wheels never do; these cases run in the "
+                "Debian venv (.venv/debian, Debian's python3-opencv)".format(cv2.__version__), _gstreamer_venv())
     return cv2
 
 
