@@ -83,8 +83,46 @@ class _Listener(object):
         self.client.disconnect()
 
 
-def run_live(args):
+def _camera(work, segments, args):
+    """(RTSP server or None, its URL or None, the [[cameras]] table): a looped file, or --rtsp."""
+    if getattr(args, "rtsp", False):
+        server, url = _bench_rtsp.start_server(work, segments, FPS)
+        return server, url, _bench_rtsp.camera_table(url, args)
+    from edge.demo_media import write_video
+    video = os.path.join(work, "door.avi")
+    write_video(video, segments, fps=FPS)
+    return None, None, {"name": "door", "source": video, "type": "file", "loop": True}
+
+
+def _run_daemon(work, args, broker, camera, photo, seconds):
+    """Enroll the sample, run `faceedge run` for `seconds` with a listener; the listener."""
     from edge.daemon.config import config_from_dict
+    tables = [
+        ("device", {"id": DEVICE}),
+        ("models", {"profile": args.profile, "dir": args.model_dir or "", "backend": args.backend}),
+        ("gallery", {"path": os.path.join(work, "gallery.db")}),
+        ("recognition", {"det_size": args.det_size, "flip": "auto" if args.flip is None else args.flip}),
+        ("mqtt", {"host": "127.0.0.1", "port": broker.port, "prefix": PREFIX, "stats_interval_s": 2,
+                  "queue_dir": os.path.join(work, "queue")}),
+        ("[[cameras]]", camera),
+    ]
+    config_path = os.path.join(work, "faceedge.toml")
+    _write_config(config_path, tables)
+    enroll_sample(config_from_dict(dict(tables[:4]), config_path), photo, announce=False)
+    listener = _Listener("127.0.0.1", broker.port)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", config_path,
+                                 "--max-seconds", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, err = proc.communicate(timeout=seconds + 300)
+        time.sleep(0.5)     # the last messages' way through the broker
+        if proc.returncode != 0:
+            raise FaceEdgeError("the daemon failed: {}".format(err.decode("utf-8", "replace").strip()[-500:]))
+    finally:
+        listener.stop()
+    return listener
+
+
+def run_live(args):
     from edge.models.fetch import fetch_profile
     seconds = float(args.live)
     if seconds < 5:
@@ -92,46 +130,33 @@ def run_live(args):
     work = tempfile.mkdtemp(prefix="faceedge-bench-live-")
     fetch_profile(args.profile, args.model_dir, quiet=True)
     segments, photo = _segments(args.model_dir)
-    server = camera = None
-    if getattr(args, "rtsp", False):
-        server, url = _bench_rtsp.start_server(work, segments, FPS)
-        camera = _bench_rtsp.camera_table(url, args)
-    else:
-        from edge.demo_media import write_video
-        video = os.path.join(work, "door.avi")
-        write_video(video, segments, fps=FPS)
-        camera = {"name": "door", "source": video, "type": "file", "loop": True}
+    server, url, camera = _camera(work, segments, args)
     broker = Mosquitto(work)
-    listener = None
+    rtsp = None
+    started = time.time()
     try:
-        tables = [
-            ("device", {"id": DEVICE}),
-            ("models", {"profile": args.profile, "dir": args.model_dir or "", "backend": args.backend}),
-            ("gallery", {"path": os.path.join(work, "gallery.db")}),
-            ("recognition", {"det_size": args.det_size, "flip": "auto" if args.flip is None else args.flip}),
-            ("mqtt", {"host": "127.0.0.1", "port": broker.port, "prefix": PREFIX, "stats_interval_s": 2,
-                      "queue_dir": os.path.join(work, "queue")}),
-            ("[[cameras]]", camera),
-        ]
-        config_path = os.path.join(work, "faceedge.toml")
-        _write_config(config_path, tables)
-        enroll_sample(config_from_dict(dict(tables[:4]), config_path), photo, announce=False)
-        listener = _Listener("127.0.0.1", broker.port)
-        started = time.time()
-        proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", config_path,
-                                 "--max-seconds", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, err = proc.communicate(timeout=seconds + 300)
-        time.sleep(0.5)     # the last messages' way through the broker
-        if proc.returncode != 0:
-            raise FaceEdgeError("the daemon failed: {}".format(err.decode("utf-8", "replace").strip()[-500:]))
+        listener = _run_daemon(work, args, broker, camera, photo, seconds)
         if server is not None:
             rtsp = _bench_rtsp.transport_report(url, args)
     finally:
-        if listener is not None:
-            listener.stop()
         broker.stop()
         if server is not None:
             server.stop()
+    report = _report(listener, args, seconds, camera, started)
+    if rtsp is not None:
+        rtsp.update(daemon_backend=report.pop("camera_backend"), latency_ms=args.latency_ms)
+        report["rtsp"] = rtsp
+    report.pop("camera_backend", None)
+    from edge.commands.bench import machine_and_versions
+    report.update(machine_and_versions())
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print(report, seconds)
+    return 0
+
+
+def _report(listener, args, seconds, camera, started):
     # Leave the first stats interval out: it includes loading the models.
     with listener.lock:
         received, stats = list(listener.received), list(listener.stats)
@@ -142,9 +167,9 @@ def run_live(args):
     fps = [s["processed_fps"] for s in warm] or [last["processed_fps"]]
     outside = [(t - e["frame_time"]) * 1000.0 for t, e in received
                if e.get("type") in ("new", "update") and e.get("frame_time")]
-    report = {
-        "mode": "live", "seconds": seconds, "video": {"size": [640, 480], "fps": FPS, "faces": [1, 2, 3], "source": camera["type"],
-                                                      "segment_s": SEGMENT_S},
+    return {
+        "mode": "live", "seconds": seconds, "video": {"size": [640, 480], "fps": FPS, "faces": [1, 2, 3],
+                                                      "source": camera["type"], "segment_s": SEGMENT_S},
         "backend": last.get("backend"), "precision": last.get("precision"), "profile": args.profile,
         "processed_frames": last.get("processed_frames"),
         "processed_fps": {"median": round(percentile(sorted(fps), 50), 1), "min": min(fps)},
@@ -152,26 +177,21 @@ def run_live(args):
         "subscriber_latency_ms": summarize(sorted(outside)),
         "events": len(received), "identities": sorted(set(str(e.get("identity")) for _, e in received)),
         "wall_s": round(time.time() - started, 1),
+        "camera_backend": (last.get("cameras") or {}).get("door", {}).get("backend"),
     }
-    if server is not None:
-        rtsp.update(daemon_backend=last["cameras"]["door"].get("backend"), latency_ms=args.latency_ms)
-        report["rtsp"] = rtsp
-    from edge.commands.bench import machine_and_versions
-    report.update(machine_and_versions())
-    if args.json:
-        print(json.dumps(report))
-    else:
-        daemon = report["daemon_latency_ms"] or {}
-        print("{} live on {} for {:.0f} s: {} frames, {:.1f} fps (min {:.1f})".format(
-            report["backend"], report["machine"]["cpu"], seconds, report["processed_frames"],
-            report["processed_fps"]["median"], report["processed_fps"]["min"]))
-        for stage in ("capture", "detect", "align", "embed", "match", "frame_total", "total"):
-            if stage in daemon:
-                print("  daemon {:<12} median {:7.1f} ms  p95 {:7.1f} ms".format(
-                    stage, daemon[stage]["median"], daemon[stage]["p95"]))
-        s = report["subscriber_latency_ms"]
-        print("  subscriber: captured -> event received median {} ms, p95 {} ms over {} events".format(
-            s["median"], s["p95"], s["n"]))
-        for name, ages in sorted(report.get("rtsp", {}).get("frame_age_ms", {}).items()):
-            print("  rtsp frame age when decoded, {:<24} median {} ms, p95 {} ms".format(name, ages["median"], ages["p95"]))
-    return 0
+
+
+def _print(report, seconds):
+    daemon = report["daemon_latency_ms"] or {}
+    print("{} live on {} for {:.0f} s: {} frames, {:.1f} fps (min {:.1f})".format(
+        report["backend"], report["machine"]["cpu"], seconds, report["processed_frames"],
+        report["processed_fps"]["median"], report["processed_fps"]["min"]))
+    for stage in ("capture", "detect", "align", "embed", "match", "frame_total", "total"):
+        if stage in daemon:
+            print("  daemon {:<12} median {:7.1f} ms  p95 {:7.1f} ms".format(
+                stage, daemon[stage]["median"], daemon[stage]["p95"]))
+    s = report["subscriber_latency_ms"]
+    print("  subscriber: captured -> event received median {} ms, p95 {} ms over {} events".format(
+        s["median"], s["p95"], s["n"]))
+    for name, ages in sorted(report.get("rtsp", {}).get("frame_age_ms", {}).items()):
+        print("  rtsp frame age when decoded, {:<24} median {} ms, p95 {} ms".format(name, ages["median"], ages["p95"]))
