@@ -56,8 +56,8 @@ def test_known_face_then_stranger_events_per_track(tmp_path, facedata, pipeline,
     tracks = {}
     for e in events:
         tracks.setdefault(e["track_id"], []).append(e)
-    assert service._processed > 20
-    assert len(events) < service._processed / 4          # per track, not per frame
+    assert service.counters.processed > 20
+    assert len(events) < service.counters.processed / 4          # per track, not per frame
     named = [t for t in tracks.values() if t[-1]["identity"] == "obama"]
     strangers = [t for t in tracks.values() if t[0]["type"] == "new" and t[-1]["identity"] is None]
     assert named and strangers
@@ -307,13 +307,13 @@ def test_a_long_enrollment_does_not_hold_up_frames(tmp_path, facedata, pipeline,
     holding, release, seen = threading.Event(), threading.Event(), {}
 
     def respond(ids):          # runs inside the enrollment's transaction: the gallery is held
-        seen["frames_before"] = service._processed
+        seen["frames_before"] = service.counters.processed
         holding.set()
         release.wait(120)
         return json.dumps({"ok": True, "ids": list(ids)})
 
     def enroll():
-        while service._processed < 5:
+        while service.counters.processed < 5:
             time.sleep(0.02)
         gallery.enroll("biden", [Sample(face.crop, face.embedding, "biden.jpg")], pipeline.recognizer_fingerprint,
                        request_id="slow-enrollment", respond=respond)
@@ -322,9 +322,9 @@ def test_a_long_enrollment_does_not_hold_up_frames(tmp_path, facedata, pipeline,
         try:
             assert holding.wait(120)
             deadline = time.monotonic() + 120
-            while service._processed < seen["frames_before"] + 30 and time.monotonic() < deadline:
+            while service.counters.processed < seen["frames_before"] + 30 and time.monotonic() < deadline:
                 time.sleep(0.02)
-            seen["frames_while_held"] = service._processed - seen["frames_before"]
+            seen["frames_while_held"] = service.counters.processed - seen["frames_before"]
             release.set()
             while not any(e["identity"] == "biden" for e in publisher.events) and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -72,9 +72,9 @@ def test_disk_full_gallery_and_queue_clear_errors_nothing_corrupted_then_recover
         # counted and logged; capture goes on; what was stored is delivered afterwards
         broker.stop(kill=True)
         _limit_pages(outbox._db, outbox._lock, True)
-        frames = service._processed
+        frames = service.counters.processed
         wait_until(lambda: outbox.write_failures >= 2, 90, "the queue to fill")
-        assert service._processed > frames                         # recognition did not stop
+        assert service.counters.processed > frames                         # recognition did not stop
         stored = outbox.depth
         _limit_pages(outbox._db, outbox._lock, False)
         freed_mono, freed_wall = time.monotonic(), time.time()

@@ -100,9 +100,9 @@ def test_a_poisoned_gallery_does_not_end_the_loop(tmp_path, facedata, pipeline):
     runner.start()
     try:
         deadline = time.monotonic() + 60
-        while service._frame_errors < 3 and time.monotonic() < deadline:
+        while service.counters.frame_errors < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert service._frame_errors >= 3, "the poisoned matcher never failed a frame"
+        assert service.counters.frame_errors >= 3, "the poisoned matcher never failed a frame"
         stats = service.stats(time.monotonic())
         assert "16-d" in stats["last_frame_error"] and "128-d" in stats["last_frame_error"]
         assert runner.is_alive(), "one bad frame ended the loop"

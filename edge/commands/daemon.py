@@ -134,7 +134,8 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
                         lambda: settings().threshold + settings().confident_margin,
                         same_person=lambda: settings().threshold,
                         on_committed=lambda name: changes.after("enroll_live", name))
-    router = command_router(gallery, pipeline, config.limits, changes, live=live, report=report)
+    router = command_router(gallery, pipeline, config.limits, changes, live=live, report=report,
+                            min_quality=lambda: settings().min_quality)
     publisher.on_command(router.submit)
     if config.gallery.shared_id:
         closing.insert(0, share_gallery(config, gallery, pipeline, publisher, matchers, changes, router))
@@ -159,13 +160,14 @@ def share_gallery(config, gallery, pipeline, publisher, matchers, changes, route
     return shared.stop
 
 
-def command_router(gallery, pipeline, limits, changes, live=None, report=None):
+def command_router(gallery, pipeline, limits, changes, live=None, report=None, min_quality=None):
     """The MQTT commands: every component's handlers in one table (docs/ARCHITECTURE.md).
-    live (LiveEnroller) and report (ReportPublisher) are optional outside the daemon."""
+    live (LiveEnroller) and report (ReportPublisher) are optional outside the daemon;
+    min_quality() -> the quality bar in force for enrollment photos."""
     from edge.daemon.command_router import CommandRouter
     from edge.daemon.gallery_commands import GalleryActions
     router = CommandRouter(limits, gallery.response_for)
-    router.add(GalleryActions(gallery, pipeline, limits, changes).handlers())
+    router.add(GalleryActions(gallery, pipeline, limits, changes, min_quality).handlers())
     if live is not None:
         router.add(live.handlers(limits))
     if report is not None:

@@ -183,11 +183,11 @@ def enroll_sample(config, photo, announce=True, pipeline=None):
 def _summary(printer, service, elapsed):
     events = printer.events
     identities = sorted(set(str(e["identity"] or "unknown") for e in events))
-    latency = service.latency.summary()
+    latency = service.counters.latency.summary()
     total = latency.get("frame_total", {})
     print("summary: {} events ({} new, {} update, {} end); identities: {}".format(
         len(events), sum(e["type"] == "new" for e in events), sum(e["type"] == "update" for e in events),
         sum(e["type"] == "end" for e in events), ", ".join(identities) or "none"))
     print("processed {} frames in {:.1f} s ({:.1f} fps) on {}; latency capture->decision median {} ms, "
-          "p95 {} ms".format(service._processed, elapsed, service._processed / max(elapsed, 1e-6),
+          "p95 {} ms".format(service.counters.processed, elapsed, service.counters.processed / max(elapsed, 1e-6),
                              service.recognizer.pipeline.backend_name, total.get("median"), total.get("p95")))

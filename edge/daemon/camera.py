@@ -269,18 +269,18 @@ class Camera(object):
 
     def stats(self):
         # type: () -> CameraStats
-        with self._lock:
-            recent = list(self._recent)
-        fps = 0.0
-        if len(recent) >= 2 and recent[-1] > recent[0]:
-            fps = (len(recent) - 1) / (recent[-1] - recent[0])
-        return CameraStats(self.spec.name, self.state, self.frames, self.dropped, self.reconnects,
-                           round(fps, 1), self.last_error, self.backend, self.decoder)
+        with self._lock:     # the capture thread writes these under the lock: one consistent snapshot
+            recent, counts = list(self._recent), (self.state, self.frames, self.dropped, self.reconnects)
+            error = self.last_error
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) >= 2 and recent[-1] > recent[0] else 0.0
+        return CameraStats(self.spec.name, *(counts + (round(fps, 1), error, self.backend, self.decoder)))
 
     def _status(self, state, detail=""):
-        self.state = state
-        if state == "reconnecting":
-            self.last_error = gstreamer.mask_credentials(detail)
+        with self._lock:
+            self.state = state
+            if state == "reconnecting":
+                self.reconnects += 1
+                self.last_error = gstreamer.mask_credentials(detail)
         if self._on_status is not None:
             try:
                 self._on_status(self.spec.name, state, gstreamer.mask_credentials(detail))
@@ -316,7 +316,6 @@ class Camera(object):
                 return
             # a live source failed or stopped delivering: reopen after a while
             backoff = self._backoff_start if outcome == "read-some" else min(backoff * 2, self.spec.reconnect_max_s)
-            self.reconnects += 1
             message = outcome[len("error: "):] if outcome.startswith("error: ") else \
                 "camera {}: {}".format(self.spec.name, outcome)
             if outcome == "read-some":     # closed, or the back-end's own read timeout: ask the server why

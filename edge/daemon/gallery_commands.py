@@ -12,7 +12,7 @@ sent only after the commit.
 import base64
 import binascii
 import logging
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -28,13 +28,15 @@ SAMPLE_KEYS = ("name", "images", "embeddings", "fingerprint")
 
 
 class GalleryActions(object):
-    def __init__(self, gallery, pipeline, limits, changes):
-        # type: (object, object, object, object) -> None
-        """changes: edge.daemon.gallery_changes.GalleryChanges, told of every committed change."""
+    def __init__(self, gallery, pipeline, limits, changes, min_quality=None):
+        # type: (object, object, object, object, Optional[Callable[[], float]]) -> None
+        """changes: edge.daemon.gallery_changes.GalleryChanges, told of every committed change;
+        min_quality() -> the quality bar in force (the daemon's settings; default the pipeline's)."""
         self.gallery = gallery
         self.pipeline = pipeline
         self.limits = limits
         self.changes = changes
+        self.min_quality = min_quality or (lambda: pipeline.min_quality)
 
     def handlers(self):
         # type: () -> List[Handler]
@@ -126,7 +128,7 @@ class GalleryActions(object):
         except (binascii.Error, ValueError):
             raise CommandError("{} is not valid base64".format(label))
         image = decode_image(data, self.limits.max_image_bytes, self.limits.max_image_pixels, name=label)
-        return sample_from_image(self.pipeline, image, label)
+        return sample_from_image(self.pipeline, image, label, self.min_quality())
 
 
 def _embedding_samples(embeddings, fingerprint, dimension):

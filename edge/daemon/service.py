@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 from edge.daemon.camera import Camera
 from edge.daemon.hires import HiresCutter, main_stream_spec
 from edge.daemon.hooks import ProcessedFrame
-from edge.daemon.latency import RollingStats
+from edge.daemon.loop_stats import LoopStats
 from edge.daemon.recognizer import settings_from
 from edge.daemon.watchdog import Watchdog
 
@@ -46,16 +46,11 @@ class Service(object):
         self.config_loader = config_loader
         self.hooks = list(hooks or [])
         self.presence = presence
-        self.latency = RollingStats()
+        self.counters = LoopStats()
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.wakeup = threading.Event()
         self.watchdog = Watchdog(notifier, self._stop, self._health_problem)
-        self._processed = 0
-        self._processed_times = []     # type: List[float]
-        self._events = 0
-        self._frame_errors = 0
-        self._last_frame_error = None  # type: Optional[str]
         self.cameras = []              # type: List[Camera]
         self.hires = {}                # type: Dict[str, HiresCutter]   camera -> its main stream
 
@@ -173,7 +168,7 @@ class Service(object):
                 close()
             except Exception as exc:      # stopping anyway: say what could not be closed
                 log.error("closing %s failed: %s", getattr(close, "__qualname__", close), exc)
-        log.info("stopped: %d frames processed, %d events", self._processed, self._events)
+        log.info("stopped: %d frames processed, %d events", self.counters.processed, self.counters.events)
 
     def _do_reload(self):
         log.info("reloading gallery and thresholds")
@@ -193,37 +188,23 @@ class Service(object):
         except Exception as exc:
             # One bad frame (or a bad gallery entry) must not end recognition; the watchdog is fed
             # only by frames that succeed, so failing every frame still gets the service restarted.
-            self._frame_failed(frame, exc)
+            self.counters.frame_failed(frame.source, exc)
             return
         self._publish_all(result.events)
         if self.hooks:
             processed = ProcessedFrame(frame, result.faces, result.matches, result.track_ids, result.identities,
-                                       self.processed_fps())
+                                       self.counters.fps())
             for hook in self.hooks:
                 self._call_hook(hook.on_frame, processed)
         done = time.monotonic()
-        self._processed += 1
-        self._processed_times.append(done)
-        if len(self._processed_times) > 120:
-            del self._processed_times[:60]
+        self.counters.frame_done(done, result.stages_ms, frame.captured_mono)
         self.watchdog.beat(done)
-        self.latency.add_many(list(result.stages_ms.items()) + [("frame_total", (done - frame.captured_mono) * 1000.0)])
 
     def _health_problem(self):
         # type: () -> Optional[str]
         if not self.publisher.sender_alive:
             return "the MQTT outbox sender has stopped (events stay on disk)"
         return None
-
-    def _frame_failed(self, frame, exc):
-        self._frame_errors += 1
-        cause = "{}: {}".format(type(exc).__name__, exc)
-        if cause != self._last_frame_error:     # a repeated cause is counted, its traceback logged once
-            log.exception("processing a frame of camera %s failed: %s", frame.source, cause)
-        elif self._frame_errors & (self._frame_errors - 1) == 0:    # then at 2, 4, 8, ... failures
-            log.error("processing a frame of camera %s failed again (%d so far): %s",
-                      frame.source, self._frame_errors, cause)
-        self._last_frame_error = cause
 
     @staticmethod
     def _call_hook(method, *args):
@@ -234,15 +215,12 @@ class Service(object):
 
     def _publish_all(self, events):
         for event in events:
-            self._events += 1
+            self.counters.event(event)
             log.debug("event %s %s %s %s", event.type, event.track_id, event.identity, event.similarity)
             try:
                 self.publisher.publish_event(event.to_json())
             except Exception as exc:    # the outbox keeps events; a publish error must not stop recognition
                 log.error("publishing event failed: %s", exc)
-            if event.type != "end":
-                self.latency.add("publish", event.latency.publish)
-                self.latency.add("total", event.latency.total)
             if self.presence is not None:
                 self.presence.observe(event)
 
@@ -252,12 +230,6 @@ class Service(object):
             self._publish_all(self.recognizer.end_tracks(camera.name, now, everything=lost))
 
     # ---- stats ------------------------------------------------------------------------------
-    def processed_fps(self):
-        times = self._processed_times[-60:]
-        if len(times) < 2 or times[-1] <= times[0]:
-            return 0.0
-        return (len(times) - 1) / (times[-1] - times[0])
-
     def stats(self, started):
         cameras = {}
         for camera in self.cameras:
@@ -269,26 +241,17 @@ class Service(object):
                 cameras[camera.name]["hires"] = self.hires[camera.name].stats()
         latest = self.matchers.latest      # the summary of the gallery the matcher was built from
         pipeline = self.recognizer.pipeline
-        return {
-            "device_id": self.config.device_id,
-            "uptime_s": round(time.monotonic() - started, 1),
-            "backend": pipeline.backend_name,
-            "precision": pipeline.precision,
-            "processed_frames": self._processed,
-            "processed_fps": round(self.processed_fps(), 1),
-            "events": self._events,
-            "frame_errors": self._frame_errors,
-            "last_frame_error": self._last_frame_error,
-            "tracks": self.recognizer.track_count(),
-            "cameras": cameras,
-            "latency_ms": self.latency.summary(),
-            "gallery": latest.summary._asdict() if latest is not None else None,
-        }
+        body = {"device_id": self.config.device_id, "uptime_s": round(time.monotonic() - started, 1),
+                "backend": pipeline.backend_name, "precision": pipeline.precision,
+                "tracks": self.recognizer.track_count(), "cameras": cameras,
+                "gallery": latest.summary._asdict() if latest is not None else None}
+        body.update(self.counters.summary())
+        return body
 
     def _status_line(self):
         open_count = sum(1 for c in self.cameras if c.state == "open")
         return "{}/{} cameras, {:.1f} fps, {} events".format(open_count, len(self.cameras),
-                                                          self.processed_fps(), self._events)
+                                                          self.counters.fps(), self.counters.events)
 
     def _publish_stats(self, started, status=True):
         try:

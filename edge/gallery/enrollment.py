@@ -1,7 +1,7 @@
 """Turning photos into gallery samples: the largest face, if it is good enough."""
 import os
 import re
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -13,17 +13,19 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 _NUMBERED = re.compile(r"^(?P<name>.+?)[_-]\d+$")
 
 
-def sample_from_image(pipeline, image, source):
-    # type: (FacePipeline, np.ndarray, str) -> Sample
-    """The largest face as a sample; NoFaceError when there is none or it is not good enough."""
-    face = largest_face(pipeline.process(image, source))
+def sample_from_image(pipeline, image, source, min_quality=None):
+    # type: (FacePipeline, np.ndarray, str, Optional[float]) -> Sample
+    """The largest face as a sample; NoFaceError when there is none or it is not good enough
+    (min_quality: the caller's bar, e.g. the daemon's after a reload; default the pipeline's)."""
+    bar = pipeline.min_quality if min_quality is None else min_quality
+    face = largest_face(pipeline.process(image, source, min_quality=bar))
     if face is None:
         raise NoFaceError("no face found in {}".format(source))
     if face.embedding is None:
         q = face.quality
         raise NoFaceError("the face in {} is below the quality bar (quality {:.2f} < {:.2f}: {:.0f} px, "
                           "sharpness {:.0f}, yaw {:.0f} deg, pitch {:.0f} deg); use a sharper, frontal photo"
-                          .format(source, q.score, pipeline.min_quality, q.size, q.blur, q.yaw, q.pitch))
+                          .format(source, q.score, bar, q.size, q.blur, q.yaw, q.pitch))
     return Sample(crop=face.crop, embedding=face.embedding, source=os.path.basename(source))
 
 
