@@ -124,6 +124,8 @@ SHARE="$PREFIX/share"
 MANIFEST="$PREFIX/install-manifest"
 CONFIG="$ETC_DIR/config.toml"
 PASSWORD_FILE="$ETC_DIR/mqtt_password"
+MQTT_DEVICE_USER="faceedge"          # --with-mosquitto: the daemon's broker user
+MQTT_ADMIN_USER="faceedge-admin"     # --with-mosquitto: the only user that may send commands
 DROPIN="faceedge.service.d/credentials-compat.conf"
 COMPAT_DROPIN="$UNIT_DIR/$DROPIN"
 
@@ -463,11 +465,72 @@ render_unit() {
 
 # Render the config: state paths and broker.
 render_config() {
-  sed -e "s|/var/lib/faceedge|$STATE_DIR|g" "$1" | awk -v host="$BROKER_HOST" -v port="$BROKER_PORT" '
+  local user=""
+  [ "$WITH_MOSQUITTO" = 0 ] || user="$MQTT_DEVICE_USER"
+  sed -e "s|/var/lib/faceedge|$STATE_DIR|g" "$1" | awk -v host="$BROKER_HOST" -v port="$BROKER_PORT" -v user="$user" '
     /^[[:space:]]*\[/ { section = $0; gsub(/[[:space:]\[\]]/, "", section) }
     section == "mqtt" && host != "" && /^[[:space:]]*#?[[:space:]]*host[[:space:]]*=/ { print "host = \"" host "\""; next }
     section == "mqtt" && port != "" && /^[[:space:]]*#?[[:space:]]*port[[:space:]]*=/ { print "port = " port; next }
+    section == "mqtt" && user != "" && /^[[:space:]]*#?[[:space:]]*username[[:space:]]*=/ { print "username = \"" user "\""; next }
     { print }'
+}
+
+new_secret() {  # 24 random characters for a generated broker password
+  head -c 18 /dev/urandom | base64 | tr '/+' '_-'
+}
+
+mqtt_setting() {  # KEY FALLBACK -> a setting as the daemon resolves it (prefix, device id)
+  local value
+  value="$(STATE_DIRECTORY="$STATE_DIR" "$VENV/bin/faceedge" config get "$CONFIG" "$1" 2>/dev/null || true)"
+  printf '%s\n' "${value:-$2}"
+}
+
+configure_mosquitto() {
+  # A broker closed to anonymous clients: the device's user may write only its own topic root
+  # (and Home Assistant discovery, and shared galleries); only the admin user may send commands
+  # to it. The passwords are generated once; running install.sh again keeps them.
+  local mconf="$MOSQUITTO_DIR/conf.d/faceedge.conf" passwd="$MOSQUITTO_DIR/faceedge.passwd"
+  local acl="$MOSQUITTO_DIR/faceedge.acl" admin_file="$ETC_DIR/mqtt_admin_password" tmpm root prefix
+  command -v mosquitto_passwd >/dev/null 2>&1 || die "mosquitto_passwd is missing: apt-get install mosquitto"
+  run mkdir -p "$MOSQUITTO_DIR/conf.d"
+  if [ ! -s "$PASSWORD_FILE" ]; then
+    new_secret > "$PASSWORD_FILE"
+    manifest_set generated_password 1
+    log "+ wrote a generated MQTT password for $MQTT_DEVICE_USER to $PASSWORD_FILE"
+  fi
+  if [ ! -s "$admin_file" ]; then
+    ( umask 077; new_secret > "$admin_file" )
+    manifest_set created_admin_password 1
+  fi
+  if [ ! -f "$passwd" ]; then
+    ( umask 077; : > "$passwd" )
+    manifest_set mosquitto_passwd "$passwd"
+  fi
+  # Not through run(): it would print the passwords.
+  log "+ mosquitto_passwd -b $passwd $MQTT_DEVICE_USER *** ; mosquitto_passwd -b $passwd $MQTT_ADMIN_USER ***"
+  mosquitto_passwd -b "$passwd" "$MQTT_DEVICE_USER" "$(cat "$PASSWORD_FILE")" >/dev/null || die "mosquitto_passwd failed"
+  mosquitto_passwd -b "$passwd" "$MQTT_ADMIN_USER" "$(cat "$admin_file")" >/dev/null || die "mosquitto_passwd failed"
+  prefix="$(mqtt_setting mqtt.prefix faceedge)"
+  root="$prefix/$(mqtt_setting device.id "$(hostname | tr -c 'A-Za-z0-9_\n-' '-')")"
+  tmpm="$(mktemp)"
+  {
+    printf '# Written by faceedge install.sh: who may use which topics on this broker.\n'
+    printf 'user %s\ntopic readwrite %s/#\ntopic write homeassistant/#\ntopic readwrite %s/_gallery/#\n\n' \
+      "$MQTT_DEVICE_USER" "$root" "$prefix"
+    printf 'user %s\ntopic readwrite #\n' "$MQTT_ADMIN_USER"
+  } > "$tmpm"
+  install_if_changed "$tmpm" "$acl" 0640
+  printf '# Written by faceedge install.sh: a local broker for the faceedge daemon, closed to anonymous clients.\nlistener 1883 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\n' \
+    "$passwd" "$acl" > "$tmpm"
+  install_if_changed "$tmpm" "$mconf" 0644
+  rm -f "$tmpm"
+  if [ "$UNPRIVILEGED" != 1 ] && getent group mosquitto >/dev/null 2>&1; then
+    run chgrp mosquitto "$passwd" "$acl"
+    run chmod 0640 "$passwd" "$acl"
+  fi
+  manifest_set mosquitto_conf "$mconf"
+  manifest_set mosquitto_acl "$acl"
+  log "the broker refuses anonymous clients; send gallery commands as user $MQTT_ADMIN_USER with the password in $admin_file (root only)"
 }
 
 config_value() {  # config_value SECTION KEY -> value of a simple `key = "value"` line
@@ -531,6 +594,12 @@ do_uninstall() {
   mconf="$(manifest_get mosquitto_conf)"
   if [ -n "$mconf" ] && [ -f "$mconf" ]; then
     run rm -f "$mconf"
+    for u in "$(manifest_get mosquitto_acl)" "$(manifest_get mosquitto_passwd)"; do
+      if [ -n "$u" ] && [ -f "$u" ]; then run rm -f "$u"; fi
+    done
+    if [ "$(manifest_get created_admin_password)" = 1 ] && [ -f "$etc_dir/mqtt_admin_password" ]; then
+      run rm -f "$etc_dir/mqtt_admin_password"
+    fi
     if have_systemd; then run systemctl try-restart mosquitto.service || true; fi
     log "mosquitto itself stays installed (apt-get remove mosquitto if you do not need it)"
   fi
@@ -549,7 +618,9 @@ do_uninstall() {
   else
     if [ "$(manifest_get created_config)" = 1 ] && [ -f "$etc_dir/config.toml" ]; then run rm -f "$etc_dir/config.toml"; fi
     if [ -f "$etc_dir/install.env" ]; then run rm -f "$etc_dir/install.env"; fi
-    if [ "$(manifest_get created_password)" = 1 ] && [ -f "$etc_dir/mqtt_password" ] && [ ! -s "$etc_dir/mqtt_password" ]; then
+    if [ "$(manifest_get generated_password)" = 1 ] && [ -f "$etc_dir/mqtt_password" ]; then
+      run rm -f "$etc_dir/mqtt_password"
+    elif [ "$(manifest_get created_password)" = 1 ] && [ -f "$etc_dir/mqtt_password" ] && [ ! -s "$etc_dir/mqtt_password" ]; then
       run rm -f "$etc_dir/mqtt_password"
     fi
     if [ -d "$etc_dir" ]; then
@@ -765,14 +836,7 @@ do_install() {
 
   if [ "$WITH_MOSQUITTO" = 1 ]; then
     step "configure the local mosquitto broker"
-    local mconf="$MOSQUITTO_DIR/conf.d/faceedge.conf"
-    local tmpm
-    tmpm="$(mktemp)"
-    printf '# Written by faceedge install.sh: a local broker for the faceedge daemon.\nlistener 1883 127.0.0.1\nallow_anonymous true\n' > "$tmpm"
-    run mkdir -p "$MOSQUITTO_DIR/conf.d"
-    install_if_changed "$tmpm" "$mconf" 0644
-    rm -f "$tmpm"
-    manifest_set mosquitto_conf "$mconf"
+    configure_mosquitto
     if have_systemd; then run systemctl enable mosquitto.service; run systemctl restart mosquitto.service; fi
   fi
 

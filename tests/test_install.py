@@ -535,15 +535,89 @@ def test_root_install_with_mosquitto(tmp_path):
     # The Orin root lacks python3-venv too (as a fresh JetPack 6 does).
     assert sh.called("apt-get") == ["update -qq", "install -y -qq python3-venv mosquitto"]
     conf = tmp_path / "mosquitto" / "conf.d" / "faceedge.conf"
-    assert "listener 1883 127.0.0.1\n" in conf.read_text()
+    text = conf.read_text()
+    assert "listener 1883 127.0.0.1\n" in text and "allow_anonymous false\n" in text
+    assert "password_file " in text and "acl_file " in text
     config = (sh.etc / "config.toml").read_text()
-    assert 'host = "localhost"' in config and "port = 1883" in config
+    assert 'host = "localhost"' in config and "port = 1883" in config and 'username = "faceedge"' in config
+    device_pw = (sh.etc / "mqtt_password").read_text().strip()
+    admin_pw = (sh.etc / "mqtt_admin_password").read_text().strip()
+    assert len(device_pw) >= 20 and len(admin_pw) >= 20 and device_pw != admin_pw
+    assert oct((sh.etc / "mqtt_admin_password").stat().st_mode & 0o777) == "0o600"
+    assert device_pw not in out + err and admin_pw not in out + err      # never echoed
+    # Again: the passwords stay (the daemon and the admin keep working).
+    code, out, err = sh.run("--with-mosquitto", "--no-start")
+    assert code == 0, out + err
+    assert (sh.etc / "mqtt_password").read_text().strip() == device_pw
     systemctl = sh.called("systemctl")
     assert systemctl[:2] == ["enable mosquitto.service", "restart mosquitto.service"]
     assert not [c for c in systemctl if c.endswith(" faceedge.service") and "enable" not in c]  # --no-start
     code, out, err = sh.run("--uninstall")
     assert code == 0, out + err
     assert not conf.exists() and "try-restart mosquitto.service" in sh.called("systemctl")
+
+
+def _connect(port, user=None, password=None):
+    """(client, rc of the CONNACK) for a real connection as user (None: anonymous)."""
+    import threading
+    client = make_client("acl-test-{}-{}".format(user, os.getpid()))
+    if user:
+        client.username_pw_set(user, password)
+    result, done = [], threading.Event()
+    messages = []
+
+    def on_connect(c, userdata, flags, rc, *rest):
+        result.append(int(getattr(rc, "value", rc)))
+        done.set()
+    client.on_connect = on_connect
+    client.on_message = lambda c, u, m: messages.append((m.topic, m.payload))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    assert done.wait(20), "no CONNACK"
+    client.messages = messages
+    return client, result[0]
+
+
+def test_the_installed_broker_is_closed_and_its_acl_holds(tmp_path):
+    """The files install.sh --with-mosquitto writes, loaded by a real mosquitto: no anonymous
+    client; the device writes only its own root; only the admin can send it commands."""
+    from tests.broker import Broker
+    from tests.faults import wait_until
+    sh = Shims(tmp_path, "orin-jp62")
+    code, out, err = sh.run("--with-mosquitto", "--no-start")
+    assert code == 0, out + err
+    mdir = tmp_path / "mosquitto"
+    snippet = (mdir / "conf.d" / "faceedge.conf").read_text()
+    kept = [l for l in snippet.splitlines() if l.startswith(("password_file", "acl_file"))]
+    acl = (mdir / "faceedge.acl").read_text()
+    root = acl.split("topic readwrite ")[1].split("/#")[0]
+    device_pw = (sh.etc / "mqtt_password").read_text().strip()
+    admin_pw = (sh.etc / "mqtt_admin_password").read_text().strip()
+    with Broker(tmp_path / "broker", allow_anonymous=False, extra_config="\n".join(kept)) as broker:
+        anonymous, rc = _connect(broker.port)
+        anonymous.loop_stop()
+        assert rc != 0, "an anonymous client was let in"
+        admin, rc = _connect(broker.port, "faceedge-admin", admin_pw)
+        device, rc2 = _connect(broker.port, "faceedge", device_pw)
+        assert rc == 0 and rc2 == 0
+        try:
+            admin.subscribe("#", qos=1)
+            device.subscribe(root + "/gallery/set", qos=1)
+            device.subscribe("faceedge/other-door/gallery/set", qos=1)
+            time.sleep(0.5)
+            device.publish("faceedge/other-door/gallery/set", b"forged", qos=1).wait_for_publish()
+            device.publish(root + "/events", b"event", qos=1).wait_for_publish()
+            admin.publish(root + "/gallery/set", b"command", qos=1).wait_for_publish()
+            admin.publish("faceedge/other-door/gallery/set", b"not for you", qos=1).wait_for_publish()
+            wait_until(lambda: (root + "/events", b"event") in admin.messages, 20, "the device's event")
+            wait_until(lambda: (root + "/gallery/set", b"command") in device.messages, 20, "the admin's command")
+            time.sleep(0.5)
+            assert ("faceedge/other-door/gallery/set", b"forged") not in admin.messages
+            assert not [m for m in device.messages if m[0].startswith("faceedge/other-door")]
+        finally:
+            for client in (admin, device):
+                client.loop_stop()
+                client.disconnect()
 
 
 def _assert_builds_from_the_config(argv, config):

@@ -148,3 +148,32 @@ def test_unreachable_broker_is_logged_and_retried_not_a_crash(tmp_path, caplog):
         pub.stop()
     finally:
         broker.stop()
+
+
+def test_an_anonymous_broker_is_said_once_in_the_log_and_in_stats(tmp_path, caplog):
+    open_broker = Broker(tmp_path / "open")
+    closed = Broker(tmp_path / "closed", users={"door": "right"})
+    try:
+        pub = Publisher(make_config(open_broker.port, tmp_path))
+        pub.start()
+        deadline = time.monotonic() + 20
+        while not pub.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pub._client.client.reconnect()          # a second connect must not say it again
+        time.sleep(1.0)
+        assert pub.stats_extra()["outbox"]["broker_anonymous"] is True
+        pub.stop()
+        said = [r for r in caplog.records if "accepts anonymous clients" in r.getMessage()]
+        assert len(said) == 1 and said[0].levelname == "WARNING"
+        ok = Publisher(make_config(closed.port, tmp_path, username="door", password="right",
+                                   queue_dir=str(tmp_path / "q2")))
+        ok.start()
+        deadline = time.monotonic() + 20
+        while not ok.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ok.connected
+        assert ok.stats_extra()["outbox"]["broker_anonymous"] is False
+        ok.stop()
+    finally:
+        open_broker.stop()
+        closed.stop()

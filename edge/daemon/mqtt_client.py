@@ -66,6 +66,7 @@ class MqttClient(object):
         self._on_published = on_published
         self._on_message = on_message
         self.connected = False
+        self.anonymous = False      # connected without a user name (said once in the log)
         self.last_error = None  # type: Optional[str]
         self._failures = 0
         self._last_warning = 0.0
@@ -114,6 +115,12 @@ class MqttClient(object):
         self.last_error = None
         self._failures = 0
         log.info("connected to MQTT broker %s:%s", self.settings.host, self.settings.port)
+        if not self.settings.username and not self.anonymous:
+            # The broker let us in without a user: it lets anyone in, to send gallery commands too.
+            log.warning("the MQTT broker %s:%s accepts anonymous clients: anyone who reaches it can change "
+                        "the gallery; close it (docs/INSTALL.md#the-mqtt-broker) and set mqtt.username",
+                        self.settings.host, self.settings.port)
+        self.anonymous = not self.settings.username
         self._on_connected()
         self.connected = True  # only now may the outbox sender start (after the resend reset)
 

@@ -204,6 +204,7 @@ class Publisher(object):
                            "write_failures": self.outbox.write_failures, "error": self.outbox.last_error,
                            "connected": self.connected, "published": self.published_events,
                            "sender_alive": self.sender_alive,
+                           "broker_anonymous": self._client.anonymous,
                            "publish_latency_ms": _round(self.mean_latency_ms),
                            "last_publish_latency_ms": _round(self.last_latency_ms)},
                 "device": self.telemetry.snapshot()}
