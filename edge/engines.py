@@ -26,11 +26,18 @@ log = logging.getLogger(__name__)
 _warned = set()
 
 
-def _warn_once(message, *args):
+def _warn_once(message, *args, **kwargs):
+    # type: (str, *object, **int) -> None
     text = message % args
     if text not in _warned:
         _warned.add(text)
-        log.warning(text)
+        log.log(kwargs.get("level", logging.WARNING), text)
+
+
+def _on_jetson():
+    # type: () -> bool
+    from engine_builder.platform import read_l4t
+    return bool(read_l4t())
 
 
 def _tensorrt_modules():
@@ -59,7 +66,9 @@ def create_backend(onnx_path, kind="auto", threads=0, **trt_options):
                 import_tensorrt()
                 import_pycuda()
                 raise
-            _warn_once("TensorRT/pycuda not available (%s): using ONNX Runtime on the CPU", exc)
+            # Expected off a Jetson (said at info level); a warning where TensorRT should be.
+            _warn_once("TensorRT/pycuda not available (%s): using ONNX Runtime on the CPU", exc,
+                       level=logging.WARNING if _on_jetson() else logging.INFO)
         else:
             try:
                 allocator = PycudaAllocator(cuda=cuda)

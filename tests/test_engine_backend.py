@@ -67,12 +67,22 @@ def test_detector_engine_multiple_outputs_in_order(tmp_path, gen):
         backend.run(np.zeros((1, 3, 64, 64), np.float32))     # fixed-size profile
 
 
-def test_auto_falls_back_to_onnxruntime_with_a_warning(tmp_path, caplog):
+def test_auto_falls_back_to_onnxruntime_with_a_warning(tmp_path, caplog, monkeypatch):
+    import edge.engines
     path = tiny_recognizer(str(tmp_path / "r.onnx"))
-    with caplog.at_level(logging.WARNING):
+    monkeypatch.setattr(edge.engines, "_warned", set())
+    with caplog.at_level(logging.INFO):
         backend = create_backend(path, "auto", engine_dir=str(tmp_path / "e"))
     assert backend.name == "onnxruntime"
-    assert "using ONNX Runtime" in caplog.text
+    # off a Jetson that is expected: said once, at info level, not as a warning
+    assert [r.levelname for r in caplog.records if "using ONNX Runtime" in r.getMessage()] == ["INFO"]
+    caplog.clear()
+    monkeypatch.setattr(edge.engines, "_warned", set())
+    monkeypatch.setattr("engine_builder.platform.read_l4t", lambda *a: "35.4.1")    # a Jetson: TensorRT expected
+    with caplog.at_level(logging.INFO):
+        create_backend(path, "auto", engine_dir=str(tmp_path / "e"))
+        create_backend(path, "auto", engine_dir=str(tmp_path / "e"))
+    assert [r.levelname for r in caplog.records if "using ONNX Runtime" in r.getMessage()] == ["WARNING"]
 
 
 def test_tensorrt_requested_but_missing_is_a_clear_error(tmp_path):
