@@ -153,28 +153,9 @@ def _nothing():
     yield
 
 
-def build_serialized(trt, onnx_path, settings, progress=None, logger=None, activate=None):
-    # type: (Any, str, BuildSettings, Optional[BuildProgress], Any, Optional[Callable[[], Any]]) -> bytes
-    """Build and return the serialised engine; raises BackendError/ModelError, KeyboardInterrupt
-    on Ctrl-C. `activate()` makes the CUDA context current on the build thread."""
-    if settings.precision not in PRECISIONS:
-        raise BackendError("precision must be one of {}, not {!r}".format(", ".join(PRECISIONS), settings.precision))
-    _check_precision_support(trt, settings.precision, onnx_path)
-    typed = strongly_typed(trt)
-    logger = logger or trt.Logger(trt.Logger.WARNING)
-    builder = create_builder(trt, logger)
-    feats = api_features(trt, builder)
-    flags = 0
-    if typed:
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    elif feats["implicit_batch_exists"] and feats["explicit_batch_flag"]:
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
-    # The parser owns the weights until the build is done: keep the reference alive.
-    parser = _parse(trt, network, logger, onnx_path)
-    config = builder.create_builder_config()
-    feats = api_features(trt, builder, config)
-
+def _configure(trt, builder, config, settings, feats, typed):
+    # type: (Any, Any, Any, BuildSettings, Dict[str, bool], bool) -> None
+    """Workspace, precision flags and calibrator (not when strongly typed), profiles, DLA."""
     workspace = int(settings.workspace_mb) << 20
     if feats["memory_pool"]:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
@@ -203,6 +184,31 @@ def build_serialized(trt, onnx_path, settings, progress=None, logger=None, activ
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(settings.dla_core)
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+
+def build_serialized(trt, onnx_path, settings, progress=None, logger=None, activate=None):
+    # type: (Any, str, BuildSettings, Optional[BuildProgress], Any, Optional[Callable[[], Any]]) -> bytes
+    """Build and return the serialised engine; raises BackendError/ModelError, KeyboardInterrupt
+    on Ctrl-C. `activate()` makes the CUDA context current on the build thread."""
+    if settings.precision not in PRECISIONS:
+        raise BackendError("precision must be one of {}, not {!r}".format(", ".join(PRECISIONS), settings.precision))
+    _check_precision_support(trt, settings.precision, onnx_path)
+    typed = strongly_typed(trt)
+    logger = logger or trt.Logger(trt.Logger.WARNING)
+    builder = create_builder(trt, logger)
+    feats = api_features(trt, builder)
+    flags = 0
+    if typed:
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    elif feats["implicit_batch_exists"] and feats["explicit_batch_flag"]:
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    # The parser owns the weights until the build is done: keep the reference alive.
+    parser = _parse(trt, network, logger, onnx_path)
+    config = builder.create_builder_config()
+    feats = api_features(trt, builder, config)
+
+    _configure(trt, builder, config, settings, feats, typed)
 
     timing_cache = None
     if settings.timing_cache_path and feats["timing_cache"]:

@@ -127,3 +127,27 @@ def test_progress_monitor_subclasses_the_real_base(trt, generation):
     assert monitor.step_complete("Building", 0) is True and progress.phase == "Building (1/3)"
     progress.cancelled = True
     assert monitor.step_complete("Building", 1) is False
+
+
+def test_strongly_typed_path_on_the_real_module_up_to_the_builder(trt, generation, tmp_path):
+    """11: an FP16/Q-DQ ONNX passes our checks and reaches the real Builder (which needs a GPU);
+    an FP32 file for an FP16 engine is refused first. 8.5/10 keep the flag path."""
+    from edge.errors import BackendError
+    from edge.models.precision import to_fp16
+    from engine_builder.builder import strongly_typed
+    assert strongly_typed(trt) == (generation == "11")
+    path = tiny_recognizer(str(tmp_path / "r.onnx"))
+    shape = (1, 3, 112, 112)
+    settings = BuildSettings("fp16", "data", (shape, shape, shape), 64, -1, "", None, None)
+    if generation != "11":
+        with pytest.raises(GpuUnavailableError):        # flags path: straight to Builder()
+            build_serialized(trt, path, settings)
+        return
+    with pytest.raises(BackendError, match="strongly typed networks only"):
+        build_serialized(trt, path, settings)
+    typed = tmp_path / "r.fp16.onnx"
+    with open(path, "rb") as f:
+        typed.write_bytes(to_fp16(f.read()))
+    with pytest.raises(GpuUnavailableError):
+        build_serialized(trt, str(typed), settings)
+    assert int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) == 0
