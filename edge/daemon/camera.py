@@ -181,6 +181,40 @@ def gstreamer_pipeline(spec, kind):
     return gstreamer.raw_pipeline(spec.source)
 
 
+class _Pacer(object):
+    """Files behave like a camera (one frame per 1/fps of the file); `fps` caps the frames kept."""
+
+    def __init__(self, cap, kind, fps):
+        import cv2
+        self.pace = 0.0
+        if kind == "file":
+            file_fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+            self.pace = 1.0 / file_fps if 1.0 < file_fps < 240.0 else 0.04
+        self.min_gap = 1.0 / fps if fps else 0.0
+        self.next_due = time.monotonic()
+        self.last_kept = 0.0
+
+    def wait(self, now, stop):
+        # type: (float, threading.Event) -> Optional[float]
+        """When the frame read at `now` is due (None: stopped meanwhile)."""
+        if not self.pace:
+            return now
+        self.next_due += self.pace
+        if self.next_due <= now:
+            self.next_due = max(self.next_due, now - self.pace)
+            return now
+        if stop.wait(self.next_due - now):
+            return None
+        return time.monotonic()
+
+    def keep(self, now):
+        # type: (float) -> bool
+        if self.min_gap and now - self.last_kept < self.min_gap:
+            return False
+        self.last_kept = now
+        return True
+
+
 class _Session(object):
     """One open and its reads on a thread of their own: a hung open/read is left behind, never waited on."""
 
@@ -385,14 +419,7 @@ class Camera(object):
             session.done.set()
 
     def _read_all(self, cap, session):
-        import cv2
-        pace = 0.0
-        if self.kind == "file":
-            file_fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-            pace = 1.0 / file_fps if 1.0 < file_fps < 240.0 else 0.04
-        min_gap = 1.0 / self.spec.fps if self.spec.fps else 0.0
-        next_due = time.monotonic()
-        last_kept = 0.0
+        pacer = _Pacer(cap, self.kind, self.spec.fps)
         got_any = False
         live = self.kind in LIVE_KINDS
         while not self._stop.is_set() and not session.abandoned:
@@ -407,20 +434,12 @@ class Camera(object):
                     return "ended"
                 return "read-some" if got_any else "error"
             got_any = True
-            now = session.progress = time.monotonic()
-            if pace:
-                # files behave like a camera: one frame per 1/fps
-                next_due += pace
-                if next_due > now:
-                    if self._stop.wait(next_due - now):
-                        return "stopped"
-                    now = time.monotonic()
-                else:
-                    next_due = max(next_due, now - pace)
-            if min_gap and now - last_kept < min_gap:
-                continue
-            last_kept = now
-            self._keep(image, now)
+            session.progress = time.monotonic()
+            now = pacer.wait(session.progress, self._stop)
+            if now is None:
+                return "stopped"
+            if pacer.keep(now):
+                self._keep(image, now)
         return "stopped"
 
     def _keep(self, image, now):
