@@ -173,7 +173,10 @@ class EngineCache(object):
 
     def remove(self, entry):
         # type: (EngineEntry) -> None
-        for path in (entry.metadata_path, entry.engine_path):    # metadata first: see module doc
+        paths = [entry.metadata_path, entry.engine_path]    # metadata first: see module doc
+        if not entry.metadata_path.endswith(CANDIDATE + ".json"):
+            paths.append(entry.engine_path[:-len(".engine")] + ".onnx")   # TensorRT 11's typed model
+        for path in paths:
             try:
                 os.unlink(path)
             except OSError:
@@ -214,11 +217,11 @@ class EngineCache(object):
 
     def orphans(self):
         # type: () -> List[str]
-        """Temp files left by a killed build and engines without metadata."""
+        """Temp files left by a killed build, engines (and TensorRT 11 typed models) without metadata."""
         if not os.path.isdir(self.engine_dir):
             return []
         names = os.listdir(self.engine_dir)
         out = [n for n in names if n.startswith(TMP_PREFIX)]
-        out += [n for n in names if n.endswith(".engine") and not n.startswith(TMP_PREFIX)
-                and n[:-len(".engine")] + ".json" not in names]
+        out += [n for n in names if n.endswith((".engine", ".onnx")) and not n.startswith(TMP_PREFIX)
+                and n.rsplit(".", 1)[0] + ".json" not in names]
         return [os.path.join(self.engine_dir, n) for n in sorted(out)]

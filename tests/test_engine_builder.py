@@ -452,6 +452,17 @@ def test_tensorrt_11_builds_fp16_and_int8_from_typed_onnx(tmp_path, models):
     trt10, cuda10, _ = make_fakes("10")
     flags_fp = _manager(tmp_path / "t10", trt10, cuda10).ensure(EngineRequest("recognizer", "sface", models["rec"]))
     assert flags_fp.fingerprint.builder["typing"] == "flags"
+    # the typed model goes with its engine: a rebuild of the same precision retires both
+    again = _manager(tmp_path, trt, cuda, precision="fp16", force=True, detector_size=(64, 64)).ensure(
+        EngineRequest("recognizer", "sface", models["rec"]))
+    onnx_files = sorted(n for n in os.listdir(str(tmp_path / "engines")) if n.endswith(".onnx"))
+    assert len(onnx_files) == 2 and "tinyrec.fp16.{}.onnx".format(fpmod.key(again.fingerprint)) in onnx_files
+    from engine_builder.cache import EngineCache
+    cache = EngineCache(str(tmp_path / "engines"))
+    cache.remove(again)
+    assert "tinyrec.fp16.{}.onnx".format(fpmod.key(again.fingerprint)) not in os.listdir(str(tmp_path / "engines"))
+    open(str(tmp_path / "engines" / "lost.fp16.0123.onnx"), "wb").close()
+    assert [os.path.basename(p) for p in cache.orphans()] == ["lost.fp16.0123.onnx"]
 
 
 def test_int8_detector_with_non_square_opt_calibrates_at_a_square_inside_the_profile(tmp_path, models):

@@ -181,7 +181,7 @@ def _clean(args):
     if args.all:
         if os.path.isdir(cache.engine_dir):
             paths = [os.path.join(cache.engine_dir, n) for n in sorted(os.listdir(cache.engine_dir))
-                     if n.endswith((".engine", ".json", ".cache", ".table")) or n.startswith(".tmp-")]
+                     if n.endswith((".engine", ".json", ".cache", ".table", ".onnx")) or n.startswith(".tmp-")]
     else:
         current = _current_platform()
         for entry in cache.stale(current):
