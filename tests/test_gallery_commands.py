@@ -48,8 +48,12 @@ def test_enroll_then_repeat_is_not_applied_twice(gallery, pipeline, facedata):
     assert first["ok"] and first["request_id"] == "r1" and first["result"]["added"] == 2
     version = gallery.version
     again = json.loads(handler.handle(command(request_id="r1", action="enroll", name="obama",
-                                              images=[photo(facedata, "obama.jpg")])))
+                                              images=[photo(facedata, "obama.jpg"), photo(facedata, "obama2.jpg")])))
     assert again == first
+    # The same id for another command is an error, not the old answer (issue 13).
+    other = json.loads(handler.handle(command(request_id="r1", action="enroll", name="obama",
+                                              images=[photo(facedata, "obama.jpg")])))
+    assert other["ok"] is False and "already used for another command" in other["error"]
     assert gallery.version == version and gallery.list_people()[0].samples == 2
     assert changes == [("enroll", "obama")]
 

@@ -10,6 +10,7 @@ handlers off paho's network thread. The table of actions is built from the handl
 component offers (`handlers()` returning `Handler`s); adding a command is one handler, one
 entry in its component's `handlers()`, and a test (docs/ARCHITECTURE.md shows how).
 """
+import hashlib
 import json
 import logging
 import queue
@@ -23,7 +24,27 @@ from edge.gallery.store import AlreadyDone, validate_name
 log = logging.getLogger("faceedge.commands")
 
 MAX_REQUEST_ID = 200
+MAX_FIELD = 256            # a text field that is no name, image or embedding (fingerprint, camera, ...)
+QUEUED_PAYLOADS = 4        # commands waiting, in units of limits.max_payload_bytes (memory bound)
 COMMON_KEYS = ("request_id", "action")
+
+
+class RequestId(str):
+    """A request id that knows what it was sent with: `digest` (sha256 of the command), so that a
+    request id used again for another command is refused instead of answered with the old answer
+    (Gallery stores the digest beside the response)."""
+
+    def __new__(cls, value, digest):
+        # type: (str, str) -> RequestId
+        self = super(RequestId, cls).__new__(cls, value)
+        self.digest = digest
+        return self
+
+
+def shown(request_id):
+    # type: (Optional[str]) -> str
+    """A request id for a log line: quoted and escaped (a newline in it must not forge a line)."""
+    return json.dumps(request_id) if request_id is not None else "(no request_id)"
 
 _EARLY_REQUEST_ID = re.compile(br'"request_id"\s*:\s*"([^"\\]{1,200})"')
 
@@ -51,6 +72,8 @@ class CommandRouter(object):
         self.table = {}            # type: Dict[str, Handler]
         self._keys = list(COMMON_KEYS)
         self._queue = queue.Queue()
+        self._queued_bytes = 0
+        self._queued_lock = threading.Lock()
         self._worker = None        # type: Optional[threading.Thread]
         self._publish = None       # type: Optional[Callable[[str], None]]
         self._around = None        # type: Optional[Callable[[bytes, Callable[[bytes], Optional[str]]], Optional[str]]]
@@ -83,7 +106,21 @@ class CommandRouter(object):
 
     def submit(self, payload):
         # type: (bytes) -> None
-        """A command as received (paho's thread): queued, answered by the worker."""
+        """A command as received (paho's thread): queued, answered by the worker; refused at once
+        when the commands waiting already hold QUEUED_PAYLOADS x max_payload_bytes."""
+        size = len(payload)
+        with self._queued_lock:
+            full = self._queued_bytes + size > QUEUED_PAYLOADS * self.limits.max_payload_bytes
+            if not full:
+                self._queued_bytes += size
+        if full:
+            found = _EARLY_REQUEST_ID.search(payload[:4096]) if isinstance(payload, bytes) else None
+            request_id = found.group(1).decode("utf-8", "replace") if found else None
+            log.warning("gallery command %s refused: too many commands waiting", shown(request_id))
+            if self._publish is not None:
+                self._publish(response_json(request_id, False, error="busy: {} bytes of commands are waiting; "
+                                            "send this one again later".format(self._queued_bytes)))
+            return
         self._queue.put(payload)
 
     def stop(self, timeout_s=30.0):
@@ -98,6 +135,8 @@ class CommandRouter(object):
             payload = self._queue.get()
             if payload is None:
                 return
+            with self._queued_lock:
+                self._queued_bytes -= len(payload)
             response = self.handle(payload)
             if response is not None:
                 try:
@@ -129,10 +168,10 @@ class CommandRouter(object):
             return done.response
         except FaceEdgeError as exc:
             request_id = request_id or getattr(exc, "request_id", None)
-            log.warning("gallery command %s refused: %s", request_id or "(no request_id)", exc)
+            log.warning("gallery command %s refused: %s", shown(request_id), exc)
             return response_json(request_id, False, error=str(exc))
         except Exception as exc:     # a bug must not stop the command worker; the gallery rolled back
-            log.exception("gallery command %s failed", request_id or "(no request_id)")
+            log.exception("gallery command %s failed", shown(request_id))
             return response_json(request_id, False, error="internal error: {}; see the daemon's log".format(exc))
 
     def _decode(self, payload):
@@ -146,7 +185,10 @@ class CommandRouter(object):
                                "images".format(len(payload), self.limits.max_payload_bytes),
                                request_id=found.group(1).decode("utf-8", "replace") if found else None)
         try:
-            command = json.loads(payload.decode("utf-8"))
+            command = json.loads(payload.decode("utf-8"), parse_int=_bounded_int, parse_float=_finite_float,
+                                 parse_constant=_no_constant)
+        except CommandError:
+            raise
         except (UnicodeDecodeError, ValueError) as exc:
             raise CommandError("command is not valid JSON ({}); send a JSON object with an \"action\"".format(exc))
         except RecursionError:
@@ -168,20 +210,58 @@ class CommandRouter(object):
 
 
 # -- what handlers share ---------------------------------------------------------------------
+def _bounded_int(text):
+    # type: (str) -> int
+    if len(text.lstrip("-")) > 18:
+        raise CommandError("a number in the command has {} digits; no field takes more than 18".format(len(text)))
+    return int(text)
+
+
+def _finite_float(text):
+    # type: (str) -> float
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise CommandError("a number in the command is too large ({}...)".format(text[:20]))
+    return value
+
+
+def _no_constant(text):
+    # type: (str) -> float
+    raise CommandError("{} is not a number a command may hold".format(text))
+
+
 def _request_id(command):
     # type: (dict) -> Optional[str]
     request_id = command.get("request_id")
-    if request_id is not None and (not isinstance(request_id, str) or not request_id
-                                   or len(request_id) > MAX_REQUEST_ID):
+    if request_id is None:
+        return None
+    if not isinstance(request_id, str) or not request_id:
         raise CommandError("request_id must be a non-empty string of at most {} characters".format(MAX_REQUEST_ID))
-    return request_id
+    _utf8(request_id, "request_id")
+    if len(request_id) > MAX_REQUEST_ID:
+        # Echo the start of it: the client can still match the answer to its command.
+        raise CommandError("request_id is {} characters, over {}".format(len(request_id), MAX_REQUEST_ID),
+                           request_id=request_id[:MAX_REQUEST_ID])
+    digest = hashlib.sha256(json.dumps(command, sort_keys=True).encode("ascii")).hexdigest()
+    return RequestId(request_id, digest)
 
 
-def text_field(command, key):
-    # type: (dict, str) -> str
+def _utf8(value, key):
+    # type: (str, str) -> None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CommandError("\"{}\" is not valid Unicode text (a lone surrogate)".format(key))
+
+
+def text_field(command, key, max_length=MAX_FIELD):
+    # type: (dict, str, int) -> str
     value = command.get(key)
     if not isinstance(value, str) or not value:
         raise CommandError("\"{}\" must be a non-empty string".format(key))
+    if len(value) > max_length:
+        raise CommandError("\"{}\" is {} characters, over {}".format(key, len(value), max_length))
+    _utf8(value, key)
     return value
 
 

@@ -11,6 +11,7 @@ sent only after the commit.
 """
 import base64
 import binascii
+import json
 import logging
 from typing import Callable, List, Optional
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from edge.daemon.command_router import CommandError, Handler, name_field, ok_response, text_field
 from edge.gallery.enrollment import sample_from_image
+from edge.gallery.names import confusable_with
 from edge.gallery.store import Sample
 from edge.imageio import decode_image
 from edge.models.manifest import known_embedding_dim
@@ -82,7 +84,13 @@ class GalleryActions(object):
         # type: (dict, Optional[str], bool) -> str
         name = name_field(command, "name", self.limits)
         samples, fingerprint = self._samples(command, allow_embeddings=not negative)
-        respond = lambda ids: ok_response(request_id)({"name": name, "sample_ids": list(ids), "added": len(ids)})
+        existing = [p.name for p in self.gallery.list_people()]
+        # Say what a quiet normalisation did: " Obama " is added to Obama (merged), and a name
+        # that only looks like another one ("Оbama", Cyrillic О) is named in the answer.
+        facts = {"merged": name in existing, "confusable_with": confusable_with(name, existing)}
+        if facts["confusable_with"]:
+            log.warning("enrolling %s: the name looks like %s", json.dumps(name), facts["confusable_with"])
+        respond = lambda ids: ok_response(request_id)(dict(facts, name=name, sample_ids=list(ids), added=len(ids)))
         add = self.gallery.add_negative if negative else self.gallery.enroll
         ids = add(name, samples, fingerprint, request_id=request_id, respond=respond)
         self.changes.after("negative" if negative else "enroll", name)

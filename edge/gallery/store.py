@@ -95,11 +95,21 @@ CREATE TABLE IF NOT EXISTS embeddings (
     PRIMARY KEY (sample_id, fingerprint));
 CREATE INDEX IF NOT EXISTS embeddings_fingerprint ON embeddings(fingerprint);
 CREATE TABLE IF NOT EXISTS requests (
-    request_id TEXT PRIMARY KEY, response TEXT NOT NULL, created REAL NOT NULL);
+    request_id TEXT PRIMARY KEY, response TEXT NOT NULL, created REAL NOT NULL, digest TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('version', 0);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 1);
 """
+
+
+def _same_command(request_id, row):
+    # type: (str, tuple) -> str
+    """The stored response of a repeated request id, if it is the same command (digest)."""
+    digest = getattr(request_id, "digest", None)
+    if digest is not None and row[1] is not None and row[1] != digest:
+        raise GalleryError("request_id {} was already used for another command; nothing was done: "
+                           "use a new request_id for each command".format(json.dumps(request_id)))
+    return row[0]
 
 
 def validate_name(name):
@@ -178,6 +188,9 @@ class Gallery(object):
             # while another process writes does not wait.
             if not self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
                 self._db.executescript(_SCHEMA)  # idempotent; executescript manages its own commit
+            elif "digest" not in [r[1] for r in self._db.execute("PRAGMA table_info(requests)")]:
+                # Galleries from before the command digest (what a request id was used for).
+                self._db.execute("ALTER TABLE requests ADD COLUMN digest TEXT")
         except sqlite3.OperationalError as exc:
             if _busy(exc):
                 raise GalleryError("gallery {} is busy: another process held it for more than {:g} s; "
@@ -248,15 +261,16 @@ class Gallery(object):
         try:
             with self._transaction() as db:
                 if request_id is not None:
-                    row = db.execute("SELECT response FROM requests WHERE request_id=?", (request_id,)).fetchone()
+                    row = db.execute("SELECT response, digest FROM requests WHERE request_id=?",
+                                     (request_id,)).fetchone()
                     if row is not None:
-                        raise _AlreadyDone(row[0])
+                        raise _AlreadyDone(_same_command(request_id, row))
                 result = apply(db)
                 db.execute("UPDATE meta SET value = value + 1 WHERE key='version'")
                 if request_id is not None:
                     now = time.time()
-                    db.execute("INSERT INTO requests(request_id, response, created) VALUES (?, ?, ?)",
-                               (request_id, respond(result), now))
+                    db.execute("INSERT INTO requests(request_id, response, created, digest) VALUES (?, ?, ?, ?)",
+                               (request_id, respond(result), now, getattr(request_id, "digest", None)))
                     db.execute("DELETE FROM requests WHERE created < ? OR created < (SELECT created FROM requests "
                                "ORDER BY created DESC LIMIT 1 OFFSET ?)", (now - REQUEST_MAX_AGE_S, REQUEST_HISTORY))
             self._notify()
@@ -274,9 +288,12 @@ class Gallery(object):
 
     def response_for(self, request_id):
         # type: (str) -> Optional[str]
+        """The answer stored for request_id, or None; GalleryError when the id was used for another
+        command (request_id.digest, see edge.daemon.command_router.RequestId)."""
         with self._lock:
-            row = self._db.execute("SELECT response FROM requests WHERE request_id=?", (request_id,)).fetchone()
-        return row[0] if row else None
+            row = self._db.execute("SELECT response, digest FROM requests WHERE request_id=?",
+                                   (request_id,)).fetchone()
+        return _same_command(request_id, row) if row else None
 
     @property
     def version(self):
