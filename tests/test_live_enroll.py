@@ -218,7 +218,7 @@ def test_enroll_live_in_the_daemon(tmp_path, broker, model_dir, person_photos, p
                             timeout=120)
 
         # the same request again: answered from the gallery, not applied twice
-        daemon.send(request_id="e1", action="enroll_live", name="Hewitt", camera="door")
+        daemon.send(request_id="e1", action="enroll_live", name="Hewitt", camera="door", seconds=60, samples=10)
         daemon.sub.wait_for("fe/testcam/gallery/response", lambda p: json.loads(p.decode()).get("request_id") == "e1"
                             and "ok" in json.loads(p.decode()), count=2, timeout=30)
         assert [b for b in daemon.responses("e1") if "ok" in b][-1] == done
