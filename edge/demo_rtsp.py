@@ -24,8 +24,10 @@ def server_python():
 class RtspServerProcess(object):
     """mounts: "door", "main::1280x960", "h265:h265", ... (PATH[:CODEC[:WxH]])."""
 
-    def __init__(self, frames_dir, mounts=("door",), fps=10, user="", password="", stamp=False, python=None):
+    def __init__(self, frames_dir, mounts=("door",), fps=10, user="", password="", stamp=False, python=None,
+                 digest=False):
         self.python = python or server_python()
+        self.digest = digest
         self.frames_dir, self.mounts, self.fps, self.stamp = frames_dir, list(mounts), fps, stamp
         self.user, self.password = user, password
         self.port = free_port()
@@ -39,7 +41,7 @@ class RtspServerProcess(object):
         for mount in self.mounts:
             command += ["--mount", mount]
         if self.user:
-            command += ["--user", self.user, "--password", self.password]
+            command += ["--user", self.user, "--password", self.password] + (["--digest"] if self.digest else [])
         return command + (["--stamp"] if self.stamp else [])
 
     def start(self, limit=30.0):

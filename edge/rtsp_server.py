@@ -9,7 +9,7 @@ gir1.2-gst-rtsp-server-1.0; on a Jetson the system python3): it imports nothing 
 
 DIR holds JPEG frames 00000.jpg, 00001.jpg, ... played in a loop at --fps; every mount
 (PATH[:CODEC[:WxH]], CODEC h264 | h265 | mjpeg) serves them, encoded live and shared by its
-clients. With --user every mount asks for the credentials (RTSP Basic auth). Prints "ready PORT".
+clients. With --user every mount asks for the credentials (RTSP Basic auth; --digest: Digest). Prints "ready PORT".
 
 --stamp (needs numpy and cv2 too): frames are pushed by this process at --fps, each with the wall
 clock (ms, modulo 2**32) written into its bottom 16 rows as 32 black/white 16x16 blocks, MSB
@@ -100,6 +100,7 @@ def main(argv=None):
     parser.add_argument("--user", default="")
     parser.add_argument("--password", default="")
     parser.add_argument("--stamp", action="store_true")
+    parser.add_argument("--digest", action="store_true", help="with --user: Digest instead of Basic auth")
     args = parser.parse_args(argv)
 
     import gi
@@ -115,7 +116,13 @@ def main(argv=None):
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
-        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+        if args.digest:      # what most IP cameras ask for
+            gi.require_version("GstRtsp", "1.0")
+            from gi.repository import GstRtsp
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+            auth.add_digest(args.user, args.password, token)
+        else:
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
         server.set_auth(auth)
     mounts = server.get_mount_points()
     stamped = StampedFrames(args.frames, args.fps) if args.stamp else None

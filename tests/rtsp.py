@@ -59,8 +59,8 @@ def opencv_gstreamer():
 class RtspServer(RtspServerProcess):
     """The server on Debian's python3, or skip/fail when it cannot run here."""
 
-    def __init__(self, frames_dir, mounts=("door",), fps=10, user="", password=""):
-        RtspServerProcess.__init__(self, frames_dir, mounts, fps, user, password, python=gst_python())
+    def __init__(self, frames_dir, mounts=("door",), fps=10, user="", password="", digest=False):
+        RtspServerProcess.__init__(self, frames_dir, mounts, fps, user, password, python=gst_python(), digest=digest)
 
 
 class SilentServer(object):

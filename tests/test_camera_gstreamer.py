@@ -106,13 +106,14 @@ def test_usb_and_csi_pipelines_capture_for_real(kind, source, size):
     assert frame.image.std() > 10      # videotestsrc's colour bars, converted to BGR
 
 
-@pytest.mark.parametrize("backend,codec", [("ffmpeg", "h264"), ("gstreamer", "h264"), ("ffmpeg", "h265"),
-                                           ("gstreamer", "h265"), ("ffmpeg", "mjpeg"), ("gstreamer", "mjpeg")])
-def test_rtsp_stream_through_both_backends(server, frames, backend, codec):
+@pytest.mark.parametrize("backend,codec,transport", [
+    ("ffmpeg", "h264", "auto"), ("gstreamer", "h264", "auto"), ("gstreamer", "h264", "tcp"), ("ffmpeg", "h265", "auto"),
+    ("gstreamer", "h265", "auto"), ("ffmpeg", "mjpeg", "auto"), ("gstreamer", "mjpeg", "auto")])
+def test_rtsp_stream_through_both_backends(server, frames, backend, codec, transport):
     if backend == "gstreamer":
         opencv_gstreamer()
     mount = {"h264": "door", "h265": "h265", "mjpeg": "mjpeg"}[codec]
-    cam = Camera(spec("door", server.url(mount), backend=backend, codec=codec)).start()
+    cam = Camera(spec("door", server.url(mount), backend=backend, codec=codec, transport=transport)).start()
     try:
         assert wait_until(lambda: cam.frames >= 10), cam.stats()
         frame = cam.take()
@@ -197,6 +198,32 @@ def test_stalled_stream_is_given_up_and_reopened(frames, backend):
         "stream stopped: no answer from 127.0.0.1:{} within 2 s".format(srv.port) in error, error
     assert noticed < 2.0 + 2.0 + 1.0, (noticed, paused, [(t - paused, st, d) for t, st, d in states])      # read bound + probe + one supervision round, whatever OpenCV does
     assert cam.state == "stopped"
+
+
+def test_usb_mjpeg_pipeline_decodes_for_real():
+    cv2 = opencv_gstreamer()
+    pipeline = gstreamer.usb_pipeline("/dev/video0", 320, 240, 15, mjpeg=True)
+    assert "image/jpeg,width=320,height=240,framerate=15/1 ! jpegdec ! videoconvert" in pipeline
+    cap = cv2.VideoCapture(_portable(pipeline), cv2.CAP_GSTREAMER)
+    try:
+        ok, image = cap.read()
+    finally:
+        cap.release()
+    assert ok and image.shape == (240, 320, 3)
+
+
+def test_probe_answers_digest_challenges(frames):
+    from edge.daemon.rtsp_probe import explain
+    secured = RtspServer(frames[0], user="admin", password="s3cret", digest=True).start()
+    try:
+        wrong = explain(secured.url("door", "admin", "bad"))
+        right = explain(secured.url("door", "admin", "s3cret"))
+        none = explain(secured.url("door"))
+    finally:
+        secured.stop()
+    assert wrong == "401 Unauthorized: wrong user name or password"
+    assert right.startswith("the server answers (DESCRIBE 200 OK)")
+    assert none.startswith("401 Unauthorized: the camera needs a user name and password")
 
 
 def test_open_capture_explains_failures_without_a_thread(frames):
