@@ -199,6 +199,36 @@ class Subscriber(object):
                 return False
         return json.loads(self.wait_for(topic, match, timeout)[0].decode("utf-8"))
 
+    def wait_message(self, predicate, timeout=120.0):
+        """Every message (topic, text, retain) matching predicate, once there is one."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                hits = [m for m in self._texts() if predicate(m)]
+                if hits:
+                    return hits
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, "no matching MQTT message; got {}".format(
+                    [m[:2] for m in self._texts()][-10:])
+                self._cond.wait(remaining)
+
+    def _texts(self):
+        return [(t, p.decode("utf-8", "replace"), r) for t, p, r in self.messages]
+
+    def events(self):
+        """The event bodies received (new / update / end), on whichever topics were subscribed."""
+        out = []
+        with self._cond:
+            texts = self._texts()
+        for _, text, _ in texts:
+            try:
+                data = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("type") in ("new", "update", "end") and "track_id" in data:
+                out.append(data)
+        return out
+
     def publish(self, topic, payload, qos=1, retain=False):
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         info.wait_for_publish()
@@ -206,3 +236,15 @@ class Subscriber(object):
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def publish_once(port, topic, payload):
+    """One QoS 1 message from a short-lived client (a command sent from outside)."""
+    client = make_client("test-sender-{}".format(os.getpid()))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1).wait_for_publish()
+    finally:
+        client.loop_stop()
+        client.disconnect()

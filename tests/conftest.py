@@ -2,6 +2,8 @@ import os
 
 import pytest
 
+from tests.broker import broker  # noqa: F401  (the broker fixture, for every test module)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -36,3 +38,16 @@ def pipeline(model_dir):
     """The default profile on ONNX Runtime, opened once for the whole run."""
     from edge.pipeline import open_pipeline
     return open_pipeline("default", model_dir, "onnxruntime", flip=False)
+
+
+@pytest.fixture
+def gallery(tmp_path, pipeline, facedata):
+    """A gallery with one person, obama (known/obama.jpg); modules needing another define their own."""
+    from edge.gallery import Gallery, Sample
+    from edge.imageio import read_image
+    from edge.pipeline import largest_face
+    g = Gallery(str(tmp_path / "gallery.db"))
+    face = largest_face(pipeline.process(read_image(os.path.join(facedata, "known", "obama.jpg"))))
+    g.enroll("obama", [Sample(face.crop, face.embedding, "obama.jpg")], pipeline.recognizer_fingerprint)
+    yield g
+    g.close()

@@ -20,8 +20,8 @@ import time
 from edge.commands.demo import free_port
 from tests.broker import Broker, Subscriber
 from tests.faults import Daemon
-from tests.test_daemon_run import write_config
-from tests.test_faults_security import _ca, _signed
+from tests.support.daemon import write_config
+from tests.support.tls import ca_cert, signed_cert
 
 PREFIX = "fe"
 SHARED = "house"
@@ -37,8 +37,8 @@ class Pki(object):
     def __init__(self, directory):
         d = str(directory)
         os.makedirs(d)
-        self.ca = _ca(d, "ca")
-        self.cert, self.key = _signed(d, "broker", os.path.join(d, "ca"), "subjectAltName=IP:127.0.0.1,DNS:localhost")
+        self.ca = ca_cert(d, "ca")
+        self.cert, self.key = signed_cert(d, "broker", os.path.join(d, "ca"), "subjectAltName=IP:127.0.0.1,DNS:localhost")
 
 
 def acl(devices, writers):

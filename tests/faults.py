@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 
-from tests.test_daemon_run import REPO
+from tests.support import REPO
 
 
 def record_figure(name, **values):

@@ -12,17 +12,11 @@ import pytest
 from edge.annotate import KNOWN_COLOUR, UNKNOWN_COLOUR
 from edge.gallery import Gallery, Sample
 from edge.imageio import read_image
-from tests.broker import Subscriber, broker  # noqa: F401  (fixture)
+from tests.broker import Subscriber
 from tests.media import known, photo_video
-from tests.test_daemon_run import write_config
+from tests.support.daemon import write_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def pipeline(model_dir):
-    from edge.pipeline import open_pipeline
-    return open_pipeline("default", model_dir, "onnxruntime")
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from edge.daemon import gstreamer
 from edge.daemon.camera import Camera, CameraSpec, resolve_type
 from edge.errors import ConfigError
 from tests.media import photo_video
+from tests.support.waiting import wait_until
 
 
 def spec(name, source, loop=False, fps=0.0, roi=None, kind="auto"):
@@ -20,15 +21,6 @@ def video(tmp_path):
     path = str(tmp_path / "v.avi")
     write_video(path, [(None, 1.0)], fps=20.0)     # 20 frames of an empty scene
     return path
-
-
-def wait_until(predicate, limit=30.0):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_resolve_type():

@@ -14,7 +14,7 @@ from edge.daemon import gstreamer
 from edge.daemon.camera import Camera, CameraSpec, gstreamer_pipeline, open_capture
 from tests.media import known
 from tests.rtsp import RtspServer, SilentServer, opencv_gstreamer
-from tests.test_camera import wait_until
+from tests.support.waiting import wait_until
 
 
 def spec(name, source, kind="rtsp", **extra):

@@ -8,31 +8,10 @@ import sys
 import threading
 import time
 
-import numpy as np
-import pytest
-
+from tests.broker import Subscriber
 from tests.media import group_video, known, photo_video
-from tests.support.daemon import RecordingNotifier, RecordingPublisher, make_service, service_config
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def pipeline(model_dir):
-    from edge.pipeline import open_pipeline
-    return open_pipeline("default", model_dir, "onnxruntime", flip=False)
-
-
-@pytest.fixture
-def gallery(tmp_path, pipeline, facedata):
-    from edge.gallery import Gallery, Sample
-    from edge.imageio import read_image
-    from edge.pipeline import largest_face
-    g = Gallery(str(tmp_path / "gallery.db"))
-    face = largest_face(pipeline.process(read_image(known(facedata, "obama.jpg"))))
-    g.enroll("obama", [Sample(face.crop, face.embedding, "obama.jpg")], pipeline.recognizer_fingerprint)
-    yield g
-    g.close()
+from tests.support import REPO
+from tests.support.daemon import RecordingNotifier, RecordingPublisher, make_service, service_config, write_config
 
 
 def Cam(name, source, loop=False, type="file"):
@@ -140,96 +119,12 @@ def test_watchdog_stops_when_the_camera_hangs(facedata, pipeline, gallery):
     assert service_box["fed_after_hang"] == 0
 
 
-# ---- the real daemon: mosquitto, `python -m edge run`, sd_notify ------------------------------
-
-class Collector(object):
-    """A plain paho subscriber (both paho 1.x and 2.x)."""
-
-    def __init__(self, port, topic):
-        from edge.daemon.mqtt_client import paho_client as _mqtt_client
-        self.messages = []
-        self.cond = threading.Condition()
-        subscribed = threading.Event()
-        self.client = _mqtt_client("test-collector-{}".format(os.getpid()))
-        self.client.on_connect = lambda c, u, f, rc, *rest: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert subscribed.wait(20)
-
-    def _on_message(self, client, userdata, message):
-        with self.cond:
-            self.messages.append((message.topic, message.payload.decode("utf-8", "replace"), message.retain))
-            self.cond.notify_all()
-
-    def wait_for(self, predicate, limit=120.0):
-        end = time.monotonic() + limit
-        with self.cond:
-            while not any(predicate(m) for m in self.messages):
-                left = end - time.monotonic()
-                assert left > 0, "no matching MQTT message; got {}".format([m[:2] for m in self.messages][-10:])
-                self.cond.wait(left)
-        return [m for m in self.messages if predicate(m)]
-
-    def events(self):
-        out = []
-        for topic, payload, _ in list(self.messages):
-            try:
-                data = json.loads(payload)
-            except ValueError:
-                continue
-            if isinstance(data, dict) and data.get("type") in ("new", "update", "end") and "track_id" in data:
-                out.append(data)
-        return out
-
-    def stop(self):
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-@pytest.fixture
-def mosquitto(tmp_path):
-    from edge.commands.demo import Mosquitto
-    try:
-        broker = Mosquitto(str(tmp_path))
-    except Exception as exc:
-        pytest.skip(str(exc))
-    yield broker
-    broker.stop()
-
-
-def write_config(path, tmp_path, model_dir, gallery_path, port, cameras, prefix="fe", extra=None):
-    """A TOML config (the daemon's format), written by hand: no TOML writer on every Python.
-    extra: {section: {key: value}} added to (or overriding) the sections written here."""
-    def q(value):
-        return json.dumps(value)      # a JSON string (and a JSON number/bool) is valid TOML
-    sections = {"device": {"id": "testcam"},
-                "models": {"profile": "default", "dir": model_dir, "backend": "onnxruntime"},
-                "gallery": {"path": gallery_path},
-                "mqtt": {"host": "127.0.0.1", "port": port, "prefix": prefix, "stats_interval_s": 1,
-                         "queue_dir": str(tmp_path / "queue")}}
-    for section, values in (extra or {}).items():
-        sections.setdefault(section, {}).update(values)
-    lines = []
-    for section, values in sections.items():
-        lines.append("[{}]".format(section))
-        lines.extend("{} = {}".format(key, q(value)) for key, value in values.items())
-    for cam in cameras:
-        lines.append("[[cameras]]")
-        for key, value in cam.items():
-            lines.append("{} = {}".format(key, q(value)))
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    return path
-
-
 def test_run_subprocess_publishes_events_and_goes_offline_on_sigterm(tmp_path, facedata, model_dir, gallery,
-                                                                     mosquitto):
+                                                                     broker):
     video = photo_video(str(tmp_path / "v.avi"), [known(facedata, "obama2.jpg")], seconds=2.0, fps=15.0)
-    config = write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, gallery.path, mosquitto.port,
+    config = write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, gallery.path, broker.port,
                           [{"name": "door", "source": video, "type": "file", "loop": True}])
-    collector = Collector(mosquitto.port, "fe/#")
+    collector = Subscriber(broker.port, ["fe/#"])
     sock_path = str(tmp_path / "notify.sock")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(sock_path)
@@ -244,7 +139,7 @@ def test_run_subprocess_publishes_events_and_goes_offline_on_sigterm(tmp_path, f
         while not ("READY=1" in received and "WATCHDOG=1" in received and any(
                 m.startswith("STATUS=") for m in received)):
             received.extend(notify.recv(4096).decode().split("\n"))
-        collector.wait_for(lambda m: '"identity": "obama"' in m[1])
+        collector.wait_message(lambda m: '"identity": "obama"' in m[1])
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()[-2000:]
@@ -256,12 +151,12 @@ def test_run_subprocess_publishes_events_and_goes_offline_on_sigterm(tmp_path, f
         notify.close()
     # journald adds its own timestamps: lines start with the level
     assert err.decode().splitlines()[0].split()[0] in ("INFO", "WARNING", "DEBUG")
-    late = Collector(mosquitto.port, "fe/#")
-    retained = late.wait_for(lambda m: m[2] and m[1] == "offline")
+    late = Subscriber(broker.port, ["fe/#"])
+    retained = late.wait_message(lambda m: m[2] and m[1] == "offline")
     assert retained
-    late.stop()
+    late.close()
     events = collector.events()
-    collector.stop()
+    collector.close()
     tracks = set(e["track_id"] for e in events)
     assert len(events) <= 3 * len(tracks) + 2
     assert any(e["identity"] == "obama" for e in events)

@@ -16,6 +16,7 @@ from edge.engines import EngineManager, EngineRequest, engine_options
 from engine_builder.progress import BuildProgress
 from tests.fakes import make_fakes
 from tests.fakes.models import TinyModels, tiny_detector, tiny_recognizer
+from tests.support.calibration import calibration_set
 
 GENS = ("8.2", "8.5", "10")
 
@@ -194,20 +195,10 @@ def _other_tensorrt_version(engine_path, version):
         f.write(data.replace(version.encode("ascii"), other.encode("ascii"), 1))
 
 
-def _calibration_set(tmp_path, count=80):
-    from calibration.collect import collect
-    rng = np.random.RandomState(3)
-    crops = [rng.randint(0, 256, size=(112, 112, 3)).astype(np.uint8) for _ in range(count)]
-    frames = [rng.randint(0, 256, size=(64, 64, 3)).astype(np.uint8) for _ in range(40)]
-    out = str(tmp_path / "calib")
-    collect(out, frames, extra_crops=crops)
-    return out
-
-
 @pytest.mark.parametrize("gen", GENS)
 def test_int8_calibration_order_and_table_reuse(tmp_path, models, gen):
     trt, cuda, calls = make_fakes(gen)
-    calib = _calibration_set(tmp_path)
+    calib = calibration_set(tmp_path)
     manager = _manager(tmp_path, trt, cuda, precision="auto", calibration_dir=calib)
     entry = manager.ensure(EngineRequest("recognizer", "sface", models["rec"]))
     assert entry.fingerprint.precision == "int8"           # Xavier fake: sm_72 has fast INT8
@@ -228,7 +219,7 @@ def test_int8_calibration_order_and_table_reuse(tmp_path, models, gen):
 def test_int8_refused_falls_back_to_fp16_and_says_so(tmp_path, models, caplog):
     trt, cuda, calls = make_fakes("10")
     trt.int8_error = 0.5                                      # fake knob: a badly calibrated engine
-    calib = _calibration_set(tmp_path)
+    calib = calibration_set(tmp_path)
     entry = _manager(tmp_path, trt, cuda, precision="auto", calibration_dir=calib).ensure(
         EngineRequest("recognizer", "sface", models["rec"]))
     assert entry.fingerprint.precision == "fp16"
@@ -249,7 +240,7 @@ def test_auto_without_calibration_or_on_nano_is_fp16(tmp_path, models):
     calls = []
     cuda = make_pycuda(calls, gpu_name="NVIDIA Tegra X1", compute_capability=(5, 3), cuda_version=(10, 2, 0))
     trt = make_tensorrt("8.2", cuda, calls)
-    calib = _calibration_set(tmp_path)
+    calib = calibration_set(tmp_path)
     manager = _manager(tmp_path, trt, cuda, precision="auto", calibration_dir=calib)
     assert manager.precision_chain("recognizer") == ["fp16", "fp32"]
     with pytest.raises(ConfigError, match="no fast INT8"):
@@ -277,7 +268,7 @@ def test_int8_without_a_calibration_set_is_a_clear_error_and_auto_builds_fp16(tm
 def test_too_small_calibration_set_is_a_clear_error(tmp_path, models):
     from calibration.dataset import CalibrationError
     trt, cuda, calls = make_fakes("8.5")
-    calib = _calibration_set(tmp_path, count=20)
+    calib = calibration_set(tmp_path, count=20)
     with pytest.raises(CalibrationError, match="at least"):
         _manager(tmp_path, trt, cuda, precision="int8", calibration_dir=calib).ensure(
             EngineRequest("recognizer", "sface", models["rec"]))
@@ -307,7 +298,7 @@ def test_int8_detector_calibrates_with_run_time_detector_preprocessing(tmp_path,
 
 def test_daemon_without_calibration_dir_uses_the_int8_engine_built_earlier(tmp_path, models):
     trt, cuda, calls = make_fakes("10")
-    calib = _calibration_set(tmp_path)
+    calib = calibration_set(tmp_path)
     request = EngineRequest("recognizer", "sface", models["rec"])
     built = _manager(tmp_path, trt, cuda, precision="auto", calibration_dir=calib).ensure(request)
     assert built.fingerprint.precision == "int8"
@@ -319,7 +310,7 @@ def test_daemon_without_calibration_dir_uses_the_int8_engine_built_earlier(tmp_p
 
 def test_unknown_family_builds_fp16_verified_on_raw_outputs(tmp_path, models):
     trt, cuda, calls = make_fakes("8.2")
-    calib = _calibration_set(tmp_path)
+    calib = calibration_set(tmp_path)
     manager = _manager(tmp_path, trt, cuda, precision="auto", calibration_dir=calib)
     entry = manager.ensure(EngineRequest("detector", "", models["det"]))
     assert entry.fingerprint.precision == "fp16"
@@ -390,7 +381,7 @@ def _xavier(trt):
 def test_metadata_file_holds_every_issue_field_and_dla_build(tmp_path, models):
     import json
     trt, cuda, calls = make_fakes("8.5")
-    calib = _calibration_set(tmp_path)
+    calib = calibration_set(tmp_path)
     manager = EngineManager(engine_options(engine_dir=str(tmp_path / "engines"), precision="int8",
                                            calibration_dir=calib, dla_core=1, progress=False),
                             trt=trt, allocator=PycudaAllocator(cuda=cuda), models=TinyModels(),
@@ -442,7 +433,7 @@ def test_tensorrt_11_builds_fp16_and_int8_from_typed_onnx(tmp_path, models):
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT    # float32 I/O
     assert "config.set_flag" not in calls and "builder.create_network(flags=1)" in calls
     del calls[:]
-    calib = _calibration_set(tmp_path)
+    calib = calibration_set(tmp_path)
     entry = _manager(tmp_path, trt, cuda, precision="int8", calibration_dir=calib, force=True).ensure(
         EngineRequest("recognizer", "sface", models["rec"]))
     assert entry.fingerprint.precision == "int8" and entry.metadata["status"] == "verified"

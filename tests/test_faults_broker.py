@@ -9,7 +9,7 @@ from edge.gallery import Gallery
 from tests.broker import Broker, Subscriber
 from tests.faults import Daemon, last_stats, produced_events, record_figure, stats_bodies, wait_until
 from tests.media import known, photo_video
-from tests.test_daemon_run import write_config
+from tests.support.daemon import write_config
 
 ROOT = "fe/testcam"
 # Outlasts paho's reconnect backoff steps (1, 2, 4, 8 s, capped at 10 s) and the in-flight window.

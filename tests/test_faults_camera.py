@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from tests.broker import Broker, Subscriber
 from tests.faults import Daemon, last_stats, record_figure, stats_bodies
 from tests.media import known, photo_video
-from tests.test_daemon_run import write_config
+from tests.support.daemon import write_config
 
 ROOT = "fe/testcam"
 DOWN_S = 6.0

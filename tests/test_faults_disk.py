@@ -17,7 +17,7 @@ from edge.daemon.config import load_config
 from tests.broker import Broker, Subscriber
 from tests.faults import last_stats, record_figure, stats_bodies, wait_until
 from tests.media import known, photo_video
-from tests.test_daemon_run import RecordingNotifier, write_config
+from tests.support.daemon import RecordingNotifier, write_config
 
 ROOT = "fe/testcam"
 

@@ -20,7 +20,7 @@ from tests.support.commands import command_router
 from edge.gallery import Gallery
 from tests.broker import Broker, Subscriber
 from tests.faults import Daemon, record_figure, wait_until
-from tests.test_daemon_run import write_config
+from tests.support.daemon import write_config
 
 FINGERPRINT = "fp-fuzz"
 # Seeded: the same cases on every run and on both Pythons (a CI failure reproduces locally).
@@ -86,12 +86,6 @@ valid = st.fixed_dictionaries({
     "embeddings": st.lists(st.lists(st.floats(-1, 1, allow_nan=False), min_size=128, max_size=128)
                            .filter(lambda v: np.linalg.norm(v) > 1e-3), min_size=1, max_size=3),
     "fingerprint": st.just(FINGERPRINT)})
-
-
-@pytest.fixture(scope="module")
-def pipeline(model_dir):
-    from edge.pipeline import open_pipeline
-    return open_pipeline("default", model_dir, "onnxruntime")
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from tests.faults import Daemon, record_figure
 from tests.fakes import make_fakes
 from tests.fakes.models import TinyModels, tiny_recognizer
 from tests.media import known, photo_video
-from tests.test_daemon_run import REPO, write_config
+from tests.support import REPO
+from tests.support.daemon import write_config
 
 
 def test_hung_inference_stops_the_watchdog(tmp_path, facedata, model_dir):

@@ -7,7 +7,7 @@ import numpy as np
 from tests.broker import Broker, Subscriber
 from tests.faults import Daemon, last_stats, stats_bodies
 from tests.media import group_video, known
-from tests.test_daemon_run import write_config
+from tests.support.daemon import write_config
 
 ROOT = "fe/testcam"
 LIMITS = {"max_payload_bytes": 300000, "max_image_bytes": 50000, "max_image_pixels": 200000,

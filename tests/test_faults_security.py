@@ -3,38 +3,17 @@ password against a real mosquitto; wrong CA or password; secrets never logged; f
 import os
 import shutil
 import stat
-import subprocess
 import time
 
 import pytest
 
 from tests.broker import Broker, Subscriber, free_port
 from tests.faults import Daemon
-from tests.test_daemon_run import write_config
+from tests.support.daemon import write_config
+from tests.support.tls import ca_cert, signed_cert
 
 PASSWORD = "s3cret-Pa55-never-logged"
 WATCHER = ("watcher", "watcher-pass")
-
-
-def _openssl(*args):
-    subprocess.check_call(["openssl"] + list(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _ca(d, name):
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-             "-subj", "/CN=" + name, "-keyout", os.path.join(d, name + ".key"), "-out", os.path.join(d, name + ".crt"))
-    return os.path.join(d, name + ".crt")
-
-
-def _signed(d, name, ca, extensions):
-    key, csr, crt, ext = (os.path.join(d, name + s) for s in (".key", ".csr", ".crt", ".ext"))
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=" + name,
-             "-keyout", key, "-out", csr)
-    with open(ext, "w") as f:
-        f.write(extensions + "\n")
-    _openssl("x509", "-req", "-in", csr, "-CA", ca + ".crt", "-CAkey", ca + ".key", "-CAcreateserial", "-days", "2",
-             "-extfile", ext, "-out", crt)
-    return crt, key
 
 
 def device_acl(user, prefix, device, discovery="homeassistant"):
@@ -54,10 +33,10 @@ def tls_broker(tmp_path):
         pytest.skip("the openssl command is needed to make test certificates (apt-get install openssl)")
     d = str(tmp_path / "pki")
     os.makedirs(d)
-    ca = _ca(d, "ca")
-    wrong_ca = _ca(d, "other-ca")
-    server = _signed(d, "server", os.path.join(d, "ca"), "subjectAltName=IP:127.0.0.1,DNS:localhost")
-    client = _signed(d, "faceedge-door", os.path.join(d, "ca"), "extendedKeyUsage=clientAuth")
+    ca = ca_cert(d, "ca")
+    wrong_ca = ca_cert(d, "other-ca")
+    server = signed_cert(d, "server", os.path.join(d, "ca"), "subjectAltName=IP:127.0.0.1,DNS:localhost")
+    client = signed_cert(d, "faceedge-door", os.path.join(d, "ca"), "extendedKeyUsage=clientAuth")
     mtls, tls = free_port(), free_port()
     extra = "\n".join(["listener {} 127.0.0.1".format(mtls), "cafile " + ca, "certfile " + server[0],
                        "keyfile " + server[1], "require_certificate true",

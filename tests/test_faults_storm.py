@@ -7,7 +7,7 @@ import numpy as np
 from edge.gallery import Gallery
 from tests.broker import Broker, Subscriber
 from tests.faults import Daemon, record_figure, wait_until
-from tests.test_daemon_run import write_config
+from tests.support.daemon import write_config
 
 ROOT = "fe/testcam"
 STORM = 200

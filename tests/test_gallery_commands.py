@@ -11,13 +11,7 @@ from edge.daemon.discovery import Discovery
 from tests.support.commands import command_router
 from edge.daemon.publisher import Publisher
 from edge.gallery import Gallery
-from tests.broker import Subscriber, broker  # noqa: F401  (fixture)
-
-
-@pytest.fixture(scope="module")
-def pipeline(model_dir):
-    from edge.pipeline import open_pipeline
-    return open_pipeline("default", model_dir, "onnxruntime")
+from tests.broker import Subscriber
 
 
 def photo(facedata, name):

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from edge.gallery import Gallery, Sample
-from tests.broker import broker  # noqa: F401  (fixture)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GALLERY_PEOPLE = 150      # people with several photos, up to PHOTOS_EACH each

@@ -18,7 +18,7 @@ from tests.broker import Broker, Subscriber
 from tests.faults import Daemon, last_stats, record_figure, wait_until
 from tests.media import known
 from tests.rtsp import RtspServer
-from tests.test_daemon_run import gallery, pipeline, write_config  # noqa: F401 (fixtures)
+from tests.support.daemon import write_config
 
 ROOT = "fe/testcam"
 

@@ -12,20 +12,14 @@ import pytest
 from edge.daemon.sample_collector import LiveRequest, SampleCollector
 from edge.gallery import Gallery, Sample
 from edge.imageio import read_image
-from tests.broker import Subscriber, broker  # noqa: F401  (fixture)
+from tests.broker import Subscriber
 from edge.demo_media import side_by_side, write_video
 from tests.media import known, photo_video
-from tests.test_daemon_run import write_config
+from tests.support.daemon import write_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PERSON = "Lleyton_Hewitt"      # 41 photos in lfw-dev
 PHOTOS = 12
-
-
-@pytest.fixture(scope="module")
-def pipeline(model_dir):
-    from edge.pipeline import open_pipeline
-    return open_pipeline("default", model_dir, "onnxruntime")
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,11 @@ import subprocess
 import sys
 import time
 
-from edge.daemon.config import config_from_dict
 from edge.daemon.publisher import Publisher
-from tests.broker import Broker, Subscriber, broker, free_port  # noqa: F401  (fixture)
+from tests.broker import Broker, Subscriber, free_port
+from tests.support.daemon import make_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def make_config(port, tmp_path, **mqtt):
-    settings = dict({"host": "127.0.0.1", "port": port, "queue_dir": str(tmp_path / "queue"),
-                     "client_id": "faceedge-test"}, **mqtt)
-    return config_from_dict({"device": {"id": "door"}, "mqtt": settings})
 
 
 def test_available_online_then_offline_on_clean_stop(broker, tmp_path):
@@ -33,7 +27,7 @@ def test_available_online_then_offline_on_clean_stop(broker, tmp_path):
 def test_last_will_when_the_process_dies(broker, tmp_path):
     sub = Subscriber(broker.port, ["faceedge/door/available"])
     script = ("import sys, time; sys.path.insert(0, {!r})\n"
-              "from tests.test_mqtt_publisher import make_config\n"
+              "from tests.support.daemon import make_config\n"
               "from edge.daemon.publisher import Publisher\n"
               "import pathlib; p = Publisher(make_config({}, pathlib.Path({!r}), keepalive=5)); p.start()\n"
               "time.sleep(60)\n").format(REPO, broker.port, str(tmp_path))

@@ -4,8 +4,8 @@ import time
 
 from edge.daemon.publisher import Publisher
 from edge.daemon.telemetry import Telemetry
-from tests.broker import Broker, Subscriber, broker  # noqa: F401  (fixture)
-from tests.test_mqtt_publisher import make_config
+from tests.broker import Broker, Subscriber
+from tests.support.daemon import make_config
 
 
 class FakeJtop(object):

@@ -20,19 +20,13 @@ from edge.errors import GalleryError
 from edge.gallery import Gallery, Sample
 from edge.gallery.enrollment import sample_from_image
 from edge.models.manifest import MODELS, known_embedding_dim
+from tests.broker import Subscriber, publish_once
 from tests.media import known, photo_video
+from tests.support import REPO
 from tests.support.commands import command_router
-from tests.support.daemon import RecordingNotifier, RecordingPublisher, make_service, service_config
-from tests.test_daemon_mqtt import _publish
-from tests.test_daemon_run import REPO, Collector, mosquitto, write_config  # noqa: F401  (fixture)
+from tests.support.daemon import RecordingNotifier, RecordingPublisher, make_service, service_config, write_config
 
 SFACE = MODELS["sface"].converted_sha256
-
-
-@pytest.fixture(scope="module")
-def pipeline(model_dir):
-    from edge.pipeline import open_pipeline
-    return open_pipeline("default", model_dir, "onnxruntime")
 
 
 def _poison(request_id="poison", fingerprint=SFACE, dim=16):
@@ -123,28 +117,28 @@ def _read(path):
     return cv2.imread(path)
 
 
-def test_the_daemon_refuses_the_poison_over_mqtt_and_keeps_recognising(tmp_path, facedata, model_dir, mosquitto):
+def test_the_daemon_refuses_the_poison_over_mqtt_and_keeps_recognising(tmp_path, facedata, model_dir, broker):
     video = photo_video(str(tmp_path / "v.avi"), [known(facedata, "obama2.jpg")], seconds=2.0, fps=15.0,
                         blank_s=1.0)
     config = write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, str(tmp_path / "gallery.db"),
-                          mosquitto.port, [{"name": "door", "source": video, "type": "file", "loop": True}])
-    collector = Collector(mosquitto.port, "fe/#")
+                          broker.port, [{"name": "door", "source": video, "type": "file", "loop": True}])
+    collector = Subscriber(broker.port, ["fe/#"])
     proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", config],
                             env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        collector.wait_for(lambda m: m[0] == "fe/testcam/available" and m[1] == "online")
-        _publish(mosquitto.port, "fe/testcam/gallery/set", _poison())
-        answer = collector.wait_for(lambda m: m[0] == "fe/testcam/gallery/response"
+        collector.wait_message(lambda m: m[0] == "fe/testcam/available" and m[1] == "online")
+        publish_once(broker.port, "fe/testcam/gallery/set", _poison())
+        answer = collector.wait_message(lambda m: m[0] == "fe/testcam/gallery/response"
                                     and json.loads(m[1]).get("request_id") == "poison")
         assert json.loads(answer[0][1])["ok"] is False
         with open(known(facedata, "obama.jpg"), "rb") as f:
             image = base64.b64encode(f.read()).decode("ascii")
-        _publish(mosquitto.port, "fe/testcam/gallery/set",
+        publish_once(broker.port, "fe/testcam/gallery/set",
                  json.dumps({"request_id": "obama", "action": "enroll", "name": "obama", "images": [image]}))
-        collector.wait_for(lambda m: m[0] == "fe/testcam/events" and json.loads(m[1])["identity"] == "obama")
+        collector.wait_message(lambda m: m[0] == "fe/testcam/events" and json.loads(m[1])["identity"] == "obama")
         assert proc.poll() is None, "the daemon exited"
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=60)
-        collector.stop()
+        collector.close()
     assert proc.returncode == 0, err.decode()[-2000:]

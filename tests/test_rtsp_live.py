@@ -13,7 +13,7 @@ from tests.cli import faceedge
 from tests.faults import Daemon, last_stats, record_figure, stats_bodies, wait_until
 from tests.media import known
 from tests.rtsp import RtspServer, SilentServer, gst_python
-from tests.test_daemon_run import gallery, pipeline, write_config  # noqa: F401 (fixtures)
+from tests.support.daemon import write_config
 
 ROOT = "fe/testcam"
 USER, SECRET = "admin", "s3cret-pw"

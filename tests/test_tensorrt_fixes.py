@@ -146,8 +146,8 @@ def test_stats_backend_says_fallback(tmp_path, monkeypatch, model_dir):
 
 
 def test_calibration_table_is_not_reused_by_another_tensorrt(tmp_path):
-    from tests.test_engine_builder import _calibration_set
-    calib = _calibration_set(tmp_path)
+    from tests.support.calibration import calibration_set
+    calib = calibration_set(tmp_path)
     path = tiny_recognizer(str(tmp_path / "r.onnx"))
     seen = []
     for gen in ("8.5", "10"):

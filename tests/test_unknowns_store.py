@@ -24,12 +24,6 @@ class Clock(object):
 
 
 @pytest.fixture(scope="module")
-def pipeline(model_dir):
-    from edge.pipeline import open_pipeline
-    return open_pipeline("default", model_dir, "onnxruntime")
-
-
-@pytest.fixture(scope="module")
 def faces(pipeline, facedata):
     """person -> four embedded faces (real LFW photos, four different photos each)."""
     from edge.imageio import read_image

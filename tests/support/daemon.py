@@ -77,3 +77,34 @@ def make_service(config, pipeline, gallery, publisher=None, notifier=None, **kwa
     gallery.add_listener(matchers.changed)
     return Service(config, recognizer, matchers, publisher or RecordingPublisher(),
                    notifier or RecordingNotifier(), **kwargs)
+
+
+def write_config(path, tmp_path, model_dir, gallery_path, port, cameras, prefix="fe", extra=None):
+    """A TOML config (the daemon's format), written by hand: no TOML writer on every Python.
+    extra: {section: {key: value}} added to (or overriding) the sections written here."""
+    def q(value):
+        return json.dumps(value)      # a JSON string (and a JSON number/bool) is valid TOML
+    sections = {"device": {"id": "testcam"},
+                "models": {"profile": "default", "dir": model_dir, "backend": "onnxruntime"},
+                "gallery": {"path": gallery_path},
+                "mqtt": {"host": "127.0.0.1", "port": port, "prefix": prefix, "stats_interval_s": 1,
+                         "queue_dir": str(tmp_path / "queue")}}
+    for section, values in (extra or {}).items():
+        sections.setdefault(section, {}).update(values)
+    lines = []
+    for section, values in sections.items():
+        lines.append("[{}]".format(section))
+        lines.extend("{} = {}".format(key, q(value)) for key, value in values.items())
+    for cam in cameras:
+        lines.append("[[cameras]]")
+        for key, value in cam.items():
+            lines.append("{} = {}".format(key, q(value)))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def make_config(port, tmp_path, **mqtt):
+    settings = dict({"host": "127.0.0.1", "port": port, "queue_dir": str(tmp_path / "queue"),
+                     "client_id": "faceedge-test"}, **mqtt)
+    return config_from_dict({"device": {"id": "door"}, "mqtt": settings})
