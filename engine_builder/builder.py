@@ -102,10 +102,11 @@ def create_builder(trt, logger):
     return builder
 
 
-def parser_error_text(error):
-    # type: (Any) -> str
+def parser_error_text(error, nodes=()):
+    # type: (Any, Any) -> str
     """One parser error as 'node N (Op name): message'. ParserError has node()/desc() since 8.0,
-    node_name()/node_operator() since 10.x; anything else falls back to str()."""
+    node_name()/node_operator() since 10.x (8.x: taken from the ONNX graph's `nodes`); anything
+    else falls back to str()."""
     def call(name):
         method = getattr(error, name, None)
         try:
@@ -116,11 +117,23 @@ def parser_error_text(error):
     if desc is None:
         return str(error)
     node = call("node")
+    index = int(node) if node is not None else -1
     where = [str(v) for v in (call("node_operator"), call("node_name")) if v]
-    head = "node {}".format(node) if node is not None and int(node) >= 0 else "model"
+    if not where and 0 <= index < len(nodes):
+        where = [nodes[index].op_type, nodes[index].name or "-"]
+    head = "node {}".format(index) if index >= 0 else "model"
     if where:
         head += " ({})".format(" ".join(where))
     return "{}: {}".format(head, desc)
+
+
+def _graph_nodes(data):
+    # type: (bytes) -> Any
+    try:
+        import onnx
+        return list(onnx.load_from_string(data).graph.node)
+    except Exception:  # no onnx here, or not ONNX at all: the parser's own words suffice
+        return []
 
 
 def _parse(trt, network, logger, onnx_path):
@@ -129,7 +142,8 @@ def _parse(trt, network, logger, onnx_path):
     with open(onnx_path, "rb") as f:
         data = f.read()
     if not parser.parse(data):
-        errors = [parser_error_text(parser.get_error(i)) for i in range(parser.num_errors)]
+        nodes = _graph_nodes(data)
+        errors = [parser_error_text(parser.get_error(i), nodes) for i in range(parser.num_errors)]
         raise ModelError("TensorRT {} cannot parse {}: {} (`faceedge models check {}` lists what TensorRT 8.2 "
                          "cannot take)".format(getattr(trt, "__version__", "?"), onnx_path,
                                                "; ".join(errors) or "unknown parser error", onnx_path))
