@@ -7,6 +7,7 @@ Topic root `<prefix>/<device_id>`:
   gallery/set      commands (the only subscription, QoS 1, persistent session)
   gallery/response answers, QoS 1
   gallery/state    retained summary
+  health           retained: ok | degraded | no_camera, with each camera's state (health.py)
   person/<slug>    retained presence per enrolled person; person/unknown for strangers
                    (the Home Assistant entities' state topics, see discovery.py)
 Publishing never blocks the caller: events go to the outbox; a sender thread drains it.
@@ -45,6 +46,7 @@ class Publisher(object):
         self._produced_lock = threading.Lock()
         self._produced = {}  # type: Dict[int, float]   outbox id -> time.monotonic() when produced
         self._running = False
+        self._health = None  # type: Optional[str]
         self._command_handler = None  # type: Optional[Callable[[bytes], None]]
         self._connect_hooks = []  # type: List[Callable[[], None]]
         self._subscriptions = []  # type: List[Tuple[str, Callable[[str, bytes], None]]]
@@ -98,6 +100,8 @@ class Publisher(object):
         for topic_filter, _ in self._subscriptions:
             self._client.subscribe(topic_filter, qos=1)
         self._client.publish(self.topic("available"), "online", qos=1, retain=True)
+        if self._health is not None:        # a broker restarted without persistence forgot it
+            self._client.publish(self.topic("health"), self._health, qos=1, retain=True)
         for hook in self._connect_hooks:
             try:
                 hook()
@@ -239,6 +243,12 @@ class Publisher(object):
                 if key in data:
                     body[key] = data[key]
         self._client.publish(self.presence_topic(name), json.dumps(body, sort_keys=True), qos=1, retain=True)
+
+    def publish_health(self, health):
+        # type: (Dict[str, Any]) -> None
+        """Retained `health` (edge.daemon.health), again after every reconnect."""
+        self._health = json.dumps(health, sort_keys=True)
+        self._client.publish(self.topic("health"), self._health, qos=1, retain=True)
 
     def publish_raw(self, topic, payload, retain=False, qos=1):
         # type: (str, str, bool, int) -> None

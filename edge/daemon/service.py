@@ -13,6 +13,7 @@ import time
 from typing import Dict, List, Optional
 
 from edge.daemon.camera import Camera
+from edge.daemon.health import Health
 from edge.daemon.hires import HiresCutter, main_stream_spec
 from edge.daemon.hooks import ProcessedFrame
 from edge.daemon.loop_stats import LoopStats
@@ -50,6 +51,7 @@ class Service(object):
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.wakeup = threading.Event()
+        self.health = Health()
         self.watchdog = Watchdog(notifier, self._stop, self._health_problem)
         self.cameras = []              # type: List[Camera]
         self.hires = {}                # type: Dict[str, HiresCutter]   camera -> its main stream
@@ -255,7 +257,12 @@ class Service(object):
 
     def _publish_stats(self, started, status=True):
         try:
-            self.publisher.publish_stats(self.stats(started))
+            body = self.stats(started)
+            health, changed = self.health.assess(body["cameras"], self._health_problem(), body["frame_errors"])
+            body["health"] = health
+            if changed:
+                self.publisher.publish_health(health)
+            self.publisher.publish_stats(body)
             if status:
                 self.notifier.status(self._status_line())
         except Exception as exc:

@@ -8,7 +8,7 @@ class RecordingPublisher(object):
     """Stands in for MQTT where a test is about the service loop, not the transport."""
 
     def __init__(self):
-        self.events, self.stats, self.responses = [], [], []
+        self.events, self.stats, self.responses, self.health = [], [], [], []
         self.started = self.stopped = False
 
     def start(self):
@@ -23,6 +23,9 @@ class RecordingPublisher(object):
 
     def publish_stats(self, stats):
         self.stats.append(stats)
+
+    def publish_health(self, health):
+        self.health.append(health)
 
     def publish_response(self, payload):
         self.responses.append(payload)
