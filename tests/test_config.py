@@ -161,8 +161,9 @@ def test_device_id_defaults_to_a_topic_safe_hostname(monkeypatch):
 
 def test_data_dir_follows_systemd_state_directory(monkeypatch):
     monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/faceedge")
+    monkeypatch.delenv("FACEEDGE_GALLERY", raising=False)
     config = default_config()
-    assert config.gallery.path == "/var/lib/faceedge/gallery.db"
+    assert config.gallery.path == "/var/lib/faceedge/gallery/gallery.db"
     assert config.mqtt.queue_dir == "/var/lib/faceedge/queue"
     assert config.engines.dir == "/var/lib/faceedge/engines"
 
@@ -216,3 +217,13 @@ def test_journal_setting_decides_the_log_format(monkeypatch):
         assert handler.formatter._fmt.startswith("%(asctime)s")
     finally:
         root.removeHandler(handler)
+
+
+def test_a_gallery_at_the_old_default_path_is_still_the_one_used(monkeypatch, tmp_path):
+    """The default moved from <data dir>/gallery.db to <data dir>/gallery/gallery.db (a 0700
+    directory); a device installed before keeps its people."""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))
+    monkeypatch.delenv("FACEEDGE_GALLERY", raising=False)
+    assert default_config().gallery.path == str(tmp_path / "gallery" / "gallery.db")
+    (tmp_path / "gallery.db").write_bytes(b"")
+    assert default_config().gallery.path == str(tmp_path / "gallery.db")
