@@ -5,14 +5,15 @@ import time
 import pytest
 
 from edge.daemon import gstreamer
-from edge.daemon.camera import Camera, CameraSpec, resolve_type
+from edge.daemon.camera import Camera, resolve_type
+from edge.daemon.config import camera_spec
 from edge.errors import ConfigError
 from tests.media import photo_video
 from tests.support.waiting import wait_until
 
 
 def spec(name, source, loop=False, fps=0.0, roi=None, kind="auto"):
-    return CameraSpec(name, source, kind, loop, fps, roi, 0, 0, 200, 0.4)
+    return camera_spec(name, source, type=kind, loop=loop, fps=fps, roi=roi, reconnect_max_s=0.4)
 
 
 @pytest.fixture

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from edge.daemon import gstreamer
-from edge.daemon.camera import Camera, CameraSpec, gstreamer_pipeline, open_capture
+from edge.daemon.camera import Camera, gstreamer_pipeline, open_capture
+from edge.daemon.config import camera_spec
 from tests.media import known
 from tests.rtsp import RtspServer, SilentServer, opencv_gstreamer
 from tests.support.waiting import wait_until
 
 
 def spec(name, source, kind="rtsp", **extra):
-    base = CameraSpec(name, source, kind, False, 0.0, None, 0, 0, 200, 1.0, open_timeout_s=8.0,
-                      read_timeout_s=3.0)
+    base = camera_spec(name, source, type=kind, reconnect_max_s=1.0, open_timeout_s=8.0, read_timeout_s=3.0)
     return base._replace(**extra)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge.daemon.hires import SnapshotSource, main_stream_spec, map_box, scale_detection
-from edge.daemon.camera import CameraSpec
+from edge.daemon.config import camera_spec
 from edge.types import Detection
 from tests.broker import Broker, Subscriber
 from tests.faults import Daemon, last_stats, record_figure, wait_until
@@ -29,8 +29,8 @@ def test_boxes_and_landmarks_scale_with_the_sub_streams_roi():
     assert scaled.bbox == (440.0, 240.0, 520.0, 360.0)
     assert scaled.landmarks[0].tolist() == [448.0, 260.0]
     assert map_box(SnapshotSource(None, 2.0, 3.0, 0.0, 0.0), (1, 1, 2, 2)) == (2.0, 3.0, 4.0, 6.0)
-    spec = CameraSpec("door", "rtsp://cam/sub", "rtsp", False, 5.0, (100, 40, 300, 200), 320, 240, 200, 5.0,
-                      hires_source="rtsp://cam/main")
+    spec = camera_spec("door", "rtsp://cam/sub", type="rtsp", fps=5.0, roi=(100, 40, 300, 200), width=320,
+                       height=240, reconnect_max_s=5.0, hires_source="rtsp://cam/main")
     main = main_stream_spec(spec)
     assert (main.name, main.source, main.roi, main.fps, main.width) == ("door/hires", "rtsp://cam/main", None, 0.0, 0)
 

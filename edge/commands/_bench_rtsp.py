@@ -38,9 +38,10 @@ def transport_report(url, args):
     """Frame age at hand-over (server stamp -> decoded BGR in this process) for each back-end this
     OpenCV has; GStreamer with latency 0 and with the configured latency_ms."""
     import cv2
-    from edge.daemon.camera import CameraSpec, has_gstreamer
+    from edge.daemon.camera import has_gstreamer
+    from edge.daemon.config import camera_spec
     from edge.daemon.gstreamer import choose_decoder
-    base = CameraSpec("probe", url, "rtsp", False, 0.0, None, 0, 0, args.latency_ms, 5.0, backend="ffmpeg")
+    base = camera_spec("probe", url, type="rtsp", latency_ms=args.latency_ms, reconnect_max_s=5.0, backend="ffmpeg")
     report = {"codec": "h264", "frame_age_ms": {"ffmpeg": _ages(base)}}
     if has_gstreamer(cv2):
         report["decoder"] = choose_decoder("h264")

@@ -26,14 +26,13 @@ def add_live_options(parser):
 
 def _setup(args):
     """(camera spec, pipeline, gallery, (false_match_rate, threshold override), confident margin)."""
-    from edge.daemon.camera import spec_from
     if args.config:
         from edge.commands.daemon import open_pipeline_for
         from edge.daemon.config import load_config
         from edge.gallery import Gallery
         config = load_config(args.config)
         named = dict((c.name, c) for c in config.cameras)
-        spec = spec_from(named[args.camera]) if args.camera in named else _source_spec(args.camera)
+        spec = named[args.camera] if args.camera in named else _source_spec(args.camera)
         pipeline = open_pipeline_for(config)
         gallery = Gallery(args.gallery or config.gallery.path)
         rule = (config.recognition.false_match_rate, config.recognition.threshold or None)
@@ -45,9 +44,8 @@ def _setup(args):
 
 
 def _source_spec(source):
-    from edge.daemon.camera import CameraSpec
-    return CameraSpec(name="camera", source=source, type="auto", loop=False, fps=0.0, roi=None, width=0,
-                      height=0, latency_ms=200, reconnect_max_s=5.0)
+    from edge.daemon.config import camera_spec
+    return camera_spec("camera", source, reconnect_max_s=5.0)     # a person waits in front of it: retry soon
 
 
 def run_camera(args):

@@ -67,17 +67,18 @@ def _gallery_crops(path):
 
 def _open_camera(name, config):
     """(capture, spec, kind): a camera of the config by name, else `name` as a source."""
-    from edge.daemon.camera import open_capture, resolve_type, spec_from
+    from edge.daemon.camera import open_capture, resolve_type
+    from edge.daemon.config import camera_spec
     cameras = list(config.cameras) if config is not None else []
     for cam in cameras:
         if cam.name == name:
-            spec = spec_from(cam)
+            spec = cam
             break
     else:
         if cameras and not any(c in name for c in "/:!.") and not name.isdigit():
             raise ConfigError("no camera named {!r} in {} (cameras: {})".format(
                 name, config.source, ", ".join(c.name for c in cameras)))
-        spec = spec_from(argparse.Namespace(name=name, source=name))
+        spec = camera_spec("camera", name)
     kind = resolve_type(spec)
     return open_capture(spec, kind), spec, kind
 

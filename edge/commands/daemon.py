@@ -80,7 +80,7 @@ def open_pipeline_for(config):
                       "calibration_dir": engines.calibration_dir or None}
     return open_pipeline(models.profile, models.dir, models.backend, det_size=rec.det_size,
                          det_confidence=rec.det_confidence, min_quality=rec.min_quality,
-                         min_face_px=rec.min_face_px, threads=getattr(models, "threads", 0) or 0,
+                         min_face_px=rec.min_face_px, threads=models.threads,
                          detector=models.detector, recognizer=models.recognizer,
                          max_faces=config.limits.max_faces_per_frame,
                          threshold=rec.threshold or None, flip=FLIP[rec.flip], engine_options=engine_options)

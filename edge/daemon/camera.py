@@ -13,6 +13,7 @@ import time
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
 from edge.daemon import gstreamer, rtsp_probe
+from edge.daemon.config import Camera as CameraSpec
 from edge.errors import FaceEdgeError
 from edge.types import Frame
 
@@ -20,26 +21,8 @@ log = logging.getLogger("faceedge.camera")
 
 TYPES = ("auto", "file", "v4l2", "usb", "url", "rtsp", "csi", "gstreamer")
 
-CameraSpec = NamedTuple("CameraSpec", [
-    ("name", str),
-    ("source", str),
-    ("type", str),
-    ("loop", bool),
-    ("fps", float),                  # cap; 0 = as fast as the source delivers
-    ("roi", Optional[Tuple[int, int, int, int]]),   # x1, y1, x2, y2 crop
-    ("width", int),
-    ("height", int),
-    ("latency_ms", int),
-    ("reconnect_max_s", float),
-    ("codec", str),                  # rtsp: h264 | h265 | mjpeg
-    ("backend", str),                # rtsp: auto | gstreamer | ffmpeg
-    ("transport", str),              # rtsp: auto | tcp | udp
-    ("open_timeout_s", float),       # opening a stream takes at most this long
-    ("read_timeout_s", float),       # no frame for this long: the stream has stalled, reopen
-    ("hires_source", str),           # the main stream faces are cut from (edge/daemon/hires.py); "" none
-    ("hires_max_age_ms", int),       # an older main-stream frame is not used
-])
-CameraSpec.__new__.__defaults__ = ("h264", "auto", "auto", 10.0, 5.0, "", 200)
+# A camera's settings (CameraSpec) are its validated [[cameras]] entry, edge.daemon.config.Camera:
+# config.camera_spec builds one from the schema's defaults for a camera named on the command line.
 
 CameraStats = NamedTuple("CameraStats", [
     ("name", str),
@@ -58,26 +41,6 @@ LIVE_KINDS = ("v4l2", "usb", "url", "rtsp", "csi", "gstreamer")
 
 class CameraError(FaceEdgeError):
     pass
-
-
-def spec_from(cam):
-    # type: (object) -> CameraSpec
-    """A CameraSpec from any config object with the camera attributes."""
-    roi = getattr(cam, "roi", None)
-    return CameraSpec(
-        name=str(getattr(cam, "name")), source=str(getattr(cam, "source")),
-        type=str(getattr(cam, "type", "auto") or "auto"), loop=bool(getattr(cam, "loop", False)),
-        fps=float(getattr(cam, "fps", 0) or 0), roi=tuple(int(v) for v in roi) if roi else None,
-        width=int(getattr(cam, "width", 0) or 0), height=int(getattr(cam, "height", 0) or 0),
-        latency_ms=int(getattr(cam, "latency_ms", 200)),
-        reconnect_max_s=float(getattr(cam, "reconnect_max_s", 30.0) or 30.0),
-        codec=str(getattr(cam, "codec", "h264") or "h264"),
-        backend=str(getattr(cam, "backend", "auto") or "auto"),
-        transport=str(getattr(cam, "transport", "auto") or "auto"),
-        open_timeout_s=float(getattr(cam, "open_timeout_s", 10.0) or 10.0),
-        read_timeout_s=float(getattr(cam, "read_timeout_s", 5.0) or 5.0),
-        hires_source=str(getattr(cam, "hires_source", "") or ""),
-        hires_max_age_ms=int(getattr(cam, "hires_max_age_ms", 200) or 200))
 
 
 def resolve_type(spec):

@@ -11,8 +11,9 @@ from typing import Any, Callable, List, NamedTuple, Optional
 
 from edge.errors import ConfigError
 from edge.gallery.store import MAX_NAME_LENGTH
-from edge.detectors import FAMILIES as DETECTOR_FAMILIES    # those with a decoder (no yunet yet)
-from edge.models.manifest import PROFILES, RECOGNIZER_FAMILIES
+from edge.detectors import FAMILIES as DETECTOR_FAMILIES
+from edge.models.manifest import PROFILES
+from edge.recognizers import FAMILIES as RECOGNIZER_FAMILIES
 from edge.paths import data_dir, default_gallery_path
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -154,8 +155,13 @@ SCHEMA = {
     "logging": [("level", str, "info", _one_of("debug", "info", "warning", "error")),
                 ("journal", str, "auto", _one_of("auto", "yes", "no"))],
 }
+def _camera_type(value):
+    from edge.daemon.camera import TYPES     # the one registry of camera kinds (camera imports this module)
+    return _one_of(*TYPES)(value)
+
+
 CAMERA_SCHEMA = [("name", str, None, _name), ("source", str, None, lambda v: None if v else "must not be empty"),
-                 ("type", str, "auto", _one_of("auto", "file", "v4l2", "url", "csi", "usb", "rtsp", "gstreamer")),
+                 ("type", str, "auto", _camera_type),
                  ("loop", bool, False, None), ("fps", float, 0.0, _between(0.0, 1000.0)), ("roi", list, [], None),
                  ("width", int, 0, _between(0, 16384)), ("height", int, 0, _between(0, 16384)),
                  ("latency_ms", int, 200, _between(0, 10000)), ("reconnect_max_s", float, 30.0, _between(0.1, 3600)),
@@ -239,17 +245,35 @@ def config_from_dict(data, source="<config>"):
         raise ConfigError("{}: cameras: must be an array of tables ([[cameras]])".format(source))
     cameras = []
     for i, table in enumerate(cameras_raw):
-        camera = Camera(*_section(source, "cameras[{}]".format(i), table, CAMERA_SCHEMA))
-        if camera.roi and (len(camera.roi) != 4 or not all(isinstance(v, int) and v >= 0 for v in camera.roi)
-                           or camera.roi[2] <= camera.roi[0] or camera.roi[3] <= camera.roi[1]):
-            raise ConfigError("{}: cameras[{}].roi: must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1, got {!r}"
-                              .format(source, i, camera.roi))
+        camera = _camera(source, "cameras[{}]".format(i), table)
         if any(c.name == camera.name for c in cameras):
             raise ConfigError("{}: cameras[{}].name: {!r} is used by another camera".format(source, i, camera.name))
         cameras.append(camera)
     mqtt = _mqtt(source, Mqtt(*sections["mqtt"]), device_id, base)
     return Config(source, device_id, models, engines, gallery, cameras, Recognition(*sections["recognition"]),
                   mqtt, Snapshots(*sections["snapshots"]), Limits(*sections["limits"]), Logging(*sections["logging"]))
+
+
+def _camera(source, prefix, table):
+    # type: (str, str, dict) -> Camera
+    camera = Camera(*_section(source, prefix, table, CAMERA_SCHEMA))
+    if camera.roi and (len(camera.roi) != 4 or not all(isinstance(v, int) and v >= 0 for v in camera.roi)
+                       or camera.roi[2] <= camera.roi[0] or camera.roi[3] <= camera.roi[1]):
+        raise ConfigError("{}: {}.roi: must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1, got {!r}"
+                          .format(source, prefix, camera.roi))
+    return camera
+
+
+def camera_spec(name, source, **fields):
+    # type: (str, str, **object) -> Camera
+    """A camera as a [[cameras]] entry would give it (the schema's defaults and checks): for a
+    camera named on the command line, tests and probes. ConfigError when a field is wrong."""
+    table = dict(fields, name=name, source=source)
+    if isinstance(table.get("roi"), tuple):
+        table["roi"] = list(table["roi"])
+    if table.get("roi") is None:
+        table.pop("roi", None)
+    return _camera("camera " + name, "camera", table)
 
 
 def _models(source, models, base):

