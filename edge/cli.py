@@ -27,6 +27,8 @@ def build_parser():
             continue
         module = importlib.import_module("edge.commands." + info.name)
         module.register(subparsers)
+    # --help lists the commands alphabetically (modules register several, in their own order)
+    subparsers._choices_actions.sort(key=lambda action: action.dest)
     return parser
 
 

@@ -19,7 +19,9 @@ def test_models_root():
 def facedata():
     root = facedata_root()
     if not os.path.isdir(root):
-        pytest.skip("face photos not found at {} (set FACEEDGE_DATA to ../shared/facedata)".format(root))
+        pytest.skip("face photos not found at {}: they are the labelled photos of the shared data set (see its "
+                    "README), never copied into the repository; put them there or set FACEEDGE_DATA to the "
+                    "directory that holds known/, lfw-dev/ and scenes/".format(root))
     return root
 
 

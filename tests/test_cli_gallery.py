@@ -119,7 +119,7 @@ def test_seed_embeddings_match_only_under_their_model(model_dir, known, tmp_path
 
     tagged, untagged = str(tmp_path / "tagged.db"), str(tmp_path / "untagged.db")
     code, out, err = faceedge("gallery", "import", str(seed), "--fingerprint", fingerprint, "--gallery", tagged)
-    assert code == 0 and "imported 1 samples" in out, err
+    assert code == 0 and "imported 1 sample" in out, err
     assert faceedge("gallery", "import", str(seed), "--gallery", untagged)[0] == 0
     photo = os.path.join(known, "obama2.jpg")
     _, out, _ = faceedge("identify", "--json", photo, "--gallery", tagged, "--model-dir", model_dir)

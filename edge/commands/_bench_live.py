@@ -6,6 +6,7 @@ frame captured (the event's `frame_time`) -> event received from the broker.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,7 @@ def run_live(args):
         broker.stop()
         if server is not None:
             server.stop()
+        shutil.rmtree(work, ignore_errors=True)     # the video, gallery and queue: several MB, ours only
     report = _report(listener, args, seconds, camera, started)
     if rtsp is not None:
         rtsp.update(daemon_backend=report.pop("camera_backend"), latency_ms=args.latency_ms)

@@ -1,8 +1,8 @@
 """`faceedge gallery list|remove|rename|export|import|reembed|report`."""
 import json
 import os
-
 import sys
+from typing import Optional
 
 from edge.commands._options import add_gallery_option, add_model_options, open_gallery_from_args, pipeline_from_args
 from edge.errors import FaceEdgeError
@@ -73,7 +73,7 @@ def run_list(args):
         for p in people:
             print("{}\t{} sample{}{}".format(p.name, p.samples, "" if p.samples == 1 else "s",
                                             ", {} negative".format(p.negatives) if p.negatives else ""))
-        print("{} people, {} samples".format(summary.people, summary.samples))
+        print("{}, {}".format(plural(summary.people, "person", "people"), plural(summary.samples, "sample")))
     return 0
 
 
@@ -94,7 +94,7 @@ def run_rename(args):
 def run_export(args):
     with open_gallery_from_args(args) as gallery:
         count = archive.export_archive(gallery, args.file)
-    print("exported {} samples to {}".format(count, args.file))
+    print("exported {} to {}".format(plural(count, "sample"), args.file))
     return 0
 
 
@@ -130,7 +130,7 @@ def run_import(args):
                 pairs = importers.read_json(args.files[0])
             fingerprint = args.fingerprint or importers.default_fingerprint(args.files[0])
             count = importers.import_embeddings(gallery, pairs, fingerprint, os.path.basename(args.files[0]))
-    print("imported {} samples".format(count))
+    print("imported {}".format(plural(count, "sample")))
     return 0
 
 
@@ -172,8 +172,9 @@ def run_report(args):
     if not report.data["models"]:
         print("the gallery has no embeddings yet")
     for model in report.data["models"]:
-        print("model {}: {} people, {} samples ({} people with several)".format(
-            model["fingerprint"], model["people"], model["samples"], model["people_with_several_samples"]))
+        print("model {}: {}, {} ({} with several)".format(
+            model["fingerprint"], plural(model["people"], "person", "people"), plural(model["samples"], "sample"),
+            plural(model["people_with_several_samples"], "person", "people")))
         for kind in ("genuine", "impostor"):
             d = model[kind]
             print("  {:9s} {}".format(kind, "no pairs" if d is None else
@@ -213,3 +214,8 @@ def run_reembed(args):
     print("re-embedded {} face crop{}; {} samples, model {}".format(done, "" if done == 1 else "s",
                                                                     summary.samples, pipeline.recognizer_fingerprint))
     return 0
+
+
+def plural(count, one, many=None):
+    # type: (int, str, Optional[str]) -> str
+    return "{} {}".format(count, one if count == 1 else (many or one + "s"))

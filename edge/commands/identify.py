@@ -36,6 +36,13 @@ def _quality(q):
             "yaw": round(q.yaw, 1), "pitch": round(q.pitch, 1), "roll": round(q.roll, 1), "usable": q.usable}
 
 
+def _who(face):
+    # a face below the quality bar was not compared with anyone: not the same as a stranger
+    if not face["quality"]["usable"]:
+        return "not recognised (quality {:.2f}, below the bar)".format(face["quality"]["score"])
+    return "{} ({:.2f})".format(face["identity"] or "unknown", face["similarity"])
+
+
 def _annotated_path(args, path):
     if len(args.images) == 1:
         return args.annotate
@@ -86,11 +93,11 @@ def run(args):
         if args.json:
             sys.stdout.write(json.dumps(record) + "\n")
         elif record["error"]:
-            print("{}: error: {}".format(item.path, record["error"]))
+            # the error names the file already; one line on stderr, as every command says errors
+            print("faceedge: error: {}".format(record["error"]), file=sys.stderr)
         elif not record["faces"]:
             print("{}: no face".format(item.path))
         else:
             for face in record["faces"]:
-                print("{}: {} ({:.2f}) at {}".format(item.path, face["identity"] or "unknown",
-                                                     face["similarity"], [int(v) for v in face["bbox"]]))
+                print("{}: {} at {}".format(item.path, _who(face), [int(v) for v in face["bbox"]]))
     return 1 if failed else 0

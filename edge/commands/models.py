@@ -112,10 +112,16 @@ def _list(args):
                                                   prof["detector"], prof["recognizer"],
                                                   prof["description"]))
     print("\nmodels:")
+    in_profiles = set(p.detector for p in PROFILES.values()) | set(p.recognizer for p in PROFILES.values())
     for key, entry in models.items():
-        print("  {:<19} {:<10} {:<10} {:<10} {}".format(key, entry["role"], entry["family"],
-                                                       entry["status"], entry["title"]))
+        # a model in no profile is fetched only when asked for: "missing" would read as a fault
+        shown = entry["status"] if key in in_profiles or entry["status"] == "ok" else "optional"
+        print("  {:<19} {:<10} {:<10} {:<10} {}".format(key, entry["role"], entry["family"], shown, entry["title"]))
         print("  {:<19} licence: {}".format("", entry["licence"]))
+    extra = sorted(k for k in models if k not in in_profiles)
+    if extra:
+        print("\n{}: in no profile (no decoder yet); `faceedge models fetch --model KEY` fetches it for "
+              "conversion tests".format(", ".join(extra)))
     return 0
 
 

@@ -66,5 +66,5 @@ def new_event_id():
 
 def iso_utc(epoch):
     # type: (float) -> str
-    stamp = datetime.datetime.utcfromtimestamp(epoch).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    stamp = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
     return stamp[:-3] + "Z"

@@ -74,7 +74,7 @@ class Service(object):
         self.wakeup.set()
 
     def _camera_status(self, name, state, detail):
-        if state in ("reconnecting", "ended"):
+        if state == "reconnecting":     # "ended": a video file came to its end, as files do
             log.warning("camera %s %s%s", name, state, ": " + detail if detail else "")
         else:
             log.info("camera %s %s", name, state)
