@@ -12,7 +12,7 @@ import pytest
 
 from edge.errors import GalleryError
 from edge.gallery import AlreadyDone, Gallery, Record, Sample
-from edge.gallery import archive, importers, store
+from edge.gallery import archive, database, importers, store
 from edge.matching import Matcher
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -257,7 +257,7 @@ def test_request_id_without_respond_stores_a_default_answer(gallery):
 
 
 def test_request_history_is_bounded(gallery, monkeypatch):
-    monkeypatch.setattr(store, "REQUEST_HISTORY", 5)
+    monkeypatch.setattr(database, "REQUEST_HISTORY", 5)     # the bound the transaction helper applies
     for i in range(12):
         gallery.enroll("p{}".format(i), [sample(i)], "fp", request_id="req-{}".format(i))
     kept = [i for i in range(12) if gallery.response_for("req-{}".format(i))]

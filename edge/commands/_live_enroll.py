@@ -48,14 +48,8 @@ def _source_spec(source):
     return camera_spec("camera", source, reconnect_max_s=5.0)     # a person waits in front of it: retry soon
 
 
-def run_camera(args):
-    from edge.annotate import FaceLabel, Preview, draw
-    from edge.commands.gallery import reembed_missing
-    from edge.daemon.camera import Camera
-    from edge.daemon.sample_collector import MAX_SAMPLES, LiveRequest, SampleCollector, default_min_samples, progress_json
-    from edge.gallery.store import validate_name
-    from edge.open_set import matcher_for
-
+def _checked_min_samples(args):
+    from edge.daemon.sample_collector import MAX_SAMPLES, default_min_samples
     if not 1 <= args.samples <= MAX_SAMPLES:
         raise FaceEdgeError("--samples must be between 1 and {}".format(MAX_SAMPLES))
     if args.seconds <= 0:
@@ -63,6 +57,56 @@ def run_camera(args):
     min_samples = args.min_samples or default_min_samples(args.samples)
     if not 1 <= min_samples <= args.samples:
         raise FaceEdgeError("--min-samples must be between 1 and --samples")
+    return min_samples
+
+
+def _show(preview, collector, frame, faces, matches, name, progress):
+    """The preview window: boxes, names, progress; [s] keeps this frame's face, [q] gives up."""
+    from edge.annotate import FaceLabel, draw
+    labels = [FaceLabel(tuple(f.detection.bbox), m.identity if m else None, m.similarity if m else None, None)
+              for f, m in zip(faces, matches)]
+    header = "enrolling {}: {}/{}  {:.0f} s left  [s] save  [q] quit".format(
+        name, progress.samples, progress.target, max(0.0, progress.seconds - progress.elapsed_s))
+    key = preview.show(draw(frame.image, labels, header=header))
+    if key == "s":
+        collector.save_now(faces)
+    elif key == "q":
+        collector.cancel("stopped with q; nothing enrolled")
+
+
+def _collect(camera, wake, pipeline, matcher, collector, preview, name):
+    """Frames -> faces -> the collector until it has enough, the time is up or the camera ended."""
+    reported = (-1, 0.0)
+    while not collector.finished():
+        frame = camera.take()
+        if frame is None:
+            if camera.state in ("ended", "stopped"):
+                return
+            wake.wait(0.05)
+            wake.clear()
+            continue
+        faces = pipeline.process(frame.image, camera.name)
+        matches = matcher.match_faces(faces)
+        collector.offer(faces, matches)
+        progress = collector.progress()
+        now = time.monotonic()
+        if progress.samples != reported[0] or now - reported[1] >= 1.0:
+            reported = (progress.samples, now)
+            sys.stderr.write("{}: {}/{} samples, {:.0f} s of {:g}\n".format(
+                name, progress.samples, progress.target, progress.elapsed_s, progress.seconds))
+        if preview.enabled:
+            _show(preview, collector, frame, faces, matches, name, progress)
+
+
+def run_camera(args):
+    from edge.annotate import Preview
+    from edge.commands.gallery import reembed_missing
+    from edge.daemon.camera import Camera
+    from edge.daemon.sample_collector import LiveRequest, SampleCollector, progress_json
+    from edge.gallery.store import validate_name
+    from edge.open_set import matcher_for
+
+    min_samples = _checked_min_samples(args)
     name = validate_name(args.name)
     spec, pipeline, gallery, (false_match_rate, override), margin = _setup(args)
     try:
@@ -81,34 +125,7 @@ def run_camera(args):
                 if camera.state == "reconnecting" and camera.reconnects >= 3:
                     raise FaceEdgeError("cannot open the camera: {}".format(camera.last_error))
             collector = SampleCollector(request, threshold + margin, same_person=threshold)
-            reported = (-1, 0.0)
-            while not collector.finished():
-                frame = camera.take()
-                if frame is None:
-                    if camera.state in ("ended", "stopped"):
-                        break
-                    wake.wait(0.05)
-                    wake.clear()
-                    continue
-                faces = pipeline.process(frame.image, spec.name)
-                matches = matcher.match_faces(faces)
-                collector.offer(faces, matches)
-                progress = collector.progress()
-                now = time.monotonic()
-                if progress.samples != reported[0] or now - reported[1] >= 1.0:
-                    reported = (progress.samples, now)
-                    sys.stderr.write("{}: {}/{} samples, {:.0f} s of {:g}\n".format(
-                        name, progress.samples, progress.target, progress.elapsed_s, progress.seconds))
-                if preview.enabled:
-                    labels = [FaceLabel(tuple(f.detection.bbox), m.identity if m else None,
-                                        m.similarity if m else None, None) for f, m in zip(faces, matches)]
-                    header = "enrolling {}: {}/{}  {:.0f} s left  [s] save  [q] quit".format(
-                        name, progress.samples, progress.target, max(0.0, progress.seconds - progress.elapsed_s))
-                    key = preview.show(draw(frame.image, labels, header=header))
-                    if key == "s":
-                        collector.save_now(faces)
-                    elif key == "q":
-                        collector.cancel("stopped with q; nothing enrolled")
+            _collect(camera, wake, pipeline, matcher, collector, preview, name)
         finally:
             camera.stop()
             preview.close()

@@ -77,14 +77,11 @@ def model_report(vectors, person_ids, names, target_far=DEFAULT_TARGET_FAR, thre
     impostor_pairs = n * (n - 1) // 2 - genuine_pairs
     edges = np.linspace(-1.0, 1.0, BINS + 1)
     hist = Histograms(edges, np.zeros(BINS, np.int64), np.zeros(BINS, np.int64))
-    keep_top = int(np.floor(target_far * impostor_pairs)) + 1   # scores needed for the threshold
-    top = np.zeros(0, np.float32)
-    sums = {"genuine": 0.0, "impostor": 0.0}
-    extremes = {"genuine": [np.inf, -np.inf], "impostor": [np.inf, -np.inf]}
-    best_genuine = np.full(n, -np.inf, np.float32)     # per probe, leave-one-out
-    best_impostor = np.full(n, -np.inf, np.float32)
-    closest = {}   # type: Dict[Tuple[int, int], float]
-    confusable = {}   # type: Dict[Tuple[int, int], float]
+    keep_top, top = int(np.floor(target_far * impostor_pairs)) + 1, np.zeros(0, np.float32)  # for the threshold
+    sums, extremes = {"genuine": 0.0, "impostor": 0.0}, {"genuine": [np.inf, -np.inf], "impostor": [np.inf, -np.inf]}
+    # per probe, leave-one-out: its best genuine and best impostor score
+    best_genuine, best_impostor = np.full(n, -np.inf, np.float32), np.full(n, -np.inf, np.float32)
+    closest, confusable = {}, {}   # (person, person) -> the highest similarity between their samples
     block = max(1, BLOCK_CELLS // max(1, n))
     for a in range(0, n, block):
         b = min(n, a + block)
@@ -99,26 +96,13 @@ def model_report(vectors, person_ids, names, target_far=DEFAULT_TARGET_FAR, thre
         if threshold is not None:
             _confusable(other, person_index, starts, rows, threshold, confusable)
         upper = np.arange(n)[None, :] > rows[:, None]   # each pair once
-        for kind, mask in (("genuine", same & upper), ("impostor", ~same & upper)):
-            scores = sims[mask]
-            if not len(scores):
-                continue
-            hist_counts = getattr(hist, kind)
-            hist_counts += np.histogram(np.clip(scores, -1.0, 1.0), bins=edges)[0]
-            sums[kind] += float(scores.sum(dtype=np.float64))
-            extremes[kind][0] = min(extremes[kind][0], float(scores.min()))
-            extremes[kind][1] = max(extremes[kind][1], float(scores.max()))
-            if kind == "impostor":
-                top = np.concatenate([top, scores.astype(np.float32)])
-                if len(top) > keep_top:
-                    top = np.partition(top, len(top) - keep_top)[-keep_top:]
-    top = np.sort(top)[::-1]
+        top = _accumulate(sims, same & upper, ~same & upper, hist, sums, extremes, top, keep_top)
+    top = np.sort(top)[::-1]       # highest first
     suggested, reliable, note = _threshold(top, impostor_pairs, target_far)
     if suggested is not None:   # published with 4 decimals: round up, so the rounded value keeps the rate
         suggested = min(1.0, float(np.ceil(suggested * 1e4 - 1e-9) / 1e4))
-    pairs = sorted(closest.items(), key=lambda item: -item[1])[:CLOSEST_PEOPLE]
-    closest_people = [{"names": [person_names[p], person_names[q]], "similarity": _r(s)} for (p, q), s in pairs]
-    alike = sorted(confusable.items(), key=lambda item: -item[1])
+    closest_people = _named_pairs(closest, person_names)[:CLOSEST_PEOPLE]
+    alike = _named_pairs(confusable, person_names)
     data = {
         "people": int(len(people)),
         "samples": int(n),
@@ -128,8 +112,7 @@ def model_report(vectors, person_ids, names, target_far=DEFAULT_TARGET_FAR, thre
         "closest_pair": closest_people[0] if closest_people else None,
         "closest_people": closest_people,
         # pairs of enrolled people whose samples match each other at the threshold in force
-        "confusable": None if threshold is None else
-        [{"names": [person_names[p], person_names[q]], "similarity": _r(v)} for (p, q), v in alike[:MAX_CONFUSABLE]],
+        "confusable": None if threshold is None else alike[:MAX_CONFUSABLE],
         "confusable_pairs": None if threshold is None else len(alike),
         "stranger_max": _r(extremes["impostor"][1]) if impostor_pairs else None,
         "suggested_threshold": _r(suggested),
@@ -139,6 +122,33 @@ def model_report(vectors, person_ids, names, target_far=DEFAULT_TARGET_FAR, thre
         "at_threshold": _rates(threshold, hist, top, impostor_pairs, genuine_pairs, best_genuine, best_impostor),
     }
     return data, hist
+
+
+def _accumulate(sims, genuine, impostor, hist, sums, extremes, top, keep_top):
+    # type: (np.ndarray, np.ndarray, np.ndarray, Histograms, dict, dict, np.ndarray, int) -> np.ndarray
+    """One block's pair scores into the histograms, sums and extremes; returns the highest
+    impostor scores kept so far (the suggested threshold needs only those)."""
+    for kind, mask in (("genuine", genuine), ("impostor", impostor)):
+        scores = sims[mask]
+        if not len(scores):
+            continue
+        hist_counts = getattr(hist, kind)
+        hist_counts += np.histogram(np.clip(scores, -1.0, 1.0), bins=hist.edges)[0]
+        sums[kind] += float(scores.sum(dtype=np.float64))
+        extremes[kind][0] = min(extremes[kind][0], float(scores.min()))
+        extremes[kind][1] = max(extremes[kind][1], float(scores.max()))
+        if kind == "impostor":
+            top = np.concatenate([top, scores.astype(np.float32)])
+            if len(top) > keep_top:
+                top = np.partition(top, len(top) - keep_top)[-keep_top:]
+    return top
+
+
+def _named_pairs(pairs, person_names):
+    # type: (Dict[Tuple[int, int], float], List[str]) -> List[dict]
+    """Pairs of people by their names, most alike first."""
+    return [{"names": [person_names[p], person_names[q]], "similarity": _r(v)}
+            for (p, q), v in sorted(pairs.items(), key=lambda item: -item[1])]
 
 
 def _closest_people(other, person_index, starts, rows, closest):
