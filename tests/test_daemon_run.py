@@ -236,3 +236,21 @@ def test_a_long_enrollment_does_not_hold_up_frames(tmp_path, facedata, pipeline,
     # Before this was fixed, the loop waited for the gallery's lock: no frame while it was held.
     assert seen["frames_while_held"] >= 30
     assert any(e["identity"] == "biden" for e in publisher.events)
+
+
+def test_the_daemon_closes_the_gallery_and_the_models_it_opened(tmp_path, model_dir, broker):
+    import sqlite3
+    from edge.commands.daemon import build_service
+    from edge.daemon.config import load_config
+    config = load_config(write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir,
+                                      str(tmp_path / "g.db"), broker.port, []))
+    service = build_service(config, notifier=RecordingNotifier(), max_seconds=0.5)
+    assert service.run() == 0
+    try:
+        service.gallery._db.execute("SELECT 1")
+        still_open = True
+    except sqlite3.ProgrammingError:      # "Cannot operate on a closed database"
+        still_open = False
+    assert not still_open
+    backends = (service.recognizer.pipeline.detector.backend, service.recognizer.pipeline.recognizer.backend)
+    assert all(b._session is None for b in backends)

@@ -110,7 +110,7 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
     closing = []
     if pipeline is None:
         pipeline = open_pipeline_for(config)
-        closing.append(lambda: pipeline.close() if hasattr(pipeline, "close") else None)
+        closing.append(pipeline.close)
     fingerprint = pipeline.recognizer_fingerprint
     recognizer = FrameRecognizer(pipeline, settings_from(config, pipeline.threshold))
     settings = lambda: recognizer.settings      # replaced whole on SIGHUP, read by other threads

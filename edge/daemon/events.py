@@ -54,6 +54,12 @@ class Event(NamedTuple):
             out["snapshot"] = self.snapshot
         return out
 
+    def presence_fields(self):
+        # type: () -> dict
+        """What a presence message repeats of the event that changed it (not the whole body again)."""
+        return {"camera": self.camera, "similarity": round(float(self.similarity), 4), "event_id": self.event_id,
+                "track_id": self.track_id, "timestamp": iso_utc(self.frame_time)}
+
     def to_json(self):
         # type: () -> str
         return json.dumps(self.to_dict(), sort_keys=True)

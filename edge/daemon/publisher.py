@@ -238,7 +238,7 @@ class Publisher(object):
         entity's state. event: the Event (or its dict) that changed it, for camera/similarity."""
         body = {"present": bool(present), "name": name, "timestamp": iso_utc(time.time())}
         if event is not None:
-            data = event.to_dict() if hasattr(event, "to_dict") else dict(event)
+            data = event.presence_fields() if hasattr(event, "presence_fields") else dict(event)
             for key in ("camera", "similarity", "event_id", "track_id", "timestamp"):
                 if key in data:
                     body[key] = data[key]
