@@ -55,7 +55,7 @@ def test_known_face_then_stranger_events_per_track(tmp_path, facedata, pipeline,
 
 def test_several_faces_get_their_own_tracks(tmp_path, facedata, pipeline, gallery):
     video = group_video(str(tmp_path / "g.avi"), [known(facedata, "obama2.jpg"), known(facedata, "biden.jpg")],
-                        seconds=3.0, fps=15.0)
+                        seconds=3.0, fps=15.0, still=True)
     service, publisher, _ = run_service(pipeline, gallery, [Cam("hall", video)])
     news = [e for e in publisher.events if e["type"] == "new"]
     finals = {}
