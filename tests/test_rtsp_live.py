@@ -120,8 +120,9 @@ def test_daemon_reports_stalled_missing_unauthorised_and_silent_streams(tmp_path
             s["cameras"][n]["reconnects"] >= 2 for n in ("nopath", "badpw", "silent")), limit=90, after_count=seen)
         elapsed = time.monotonic() - began
         assert daemon.alive()
-        assert daemon.stop() == 0
+        code = daemon.stop()
         log = daemon.log()
+        assert code == 0, log[-3000:]
     finally:
         daemon.cleanup()
         sub.close()
@@ -160,3 +161,34 @@ def test_bench_live_rtsp_measures_the_stream(model_dir):
         assert ages["gstreamer latency_ms=0"]["n"] > 20 and ages["gstreamer latency_ms=100"]["n"] > 20
     else:
         assert rtsp["daemon_backend"] == "ffmpeg" and list(ages) == ["ffmpeg"]
+
+
+def test_daemon_stops_cleanly_with_a_capture_thread_still_inside_opencv(tmp_path, model_dir):
+    """An open that hangs past the stop (a camera that accepts and never answers) leaves its capture
+    thread inside OpenCV; the daemon must not run Python's shutdown under it (a thread returning
+    from C++ then is ended by pthread_exit and the process aborts: exit -6 in CI once)."""
+    silent = SilentServer()
+    broker = Broker(tmp_path / "mosquitto")
+    cameras = [{"name": "hung", "type": "rtsp", "source": "rtsp://127.0.0.1:{}/door".format(silent.port),
+                "open_timeout_s": 60.0, "read_timeout_s": 2.0}]
+    config = write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, str(tmp_path / "g.db"),
+                          broker.port, cameras)
+    sub = Subscriber(broker.port, [ROOT + "/available"])
+    daemon = Daemon(config).start()
+    try:
+        daemon.wait_online(sub)
+        wait_until(lambda: "camera hung: rtsp source via" in daemon.log(), 60, "the camera's open to begin")
+        time.sleep(1.0)
+        stopping = time.monotonic()
+        code = daemon.stop()
+        stop_s = time.monotonic() - stopping
+        log = daemon.log()
+    finally:
+        daemon.cleanup()
+        sub.close()
+        broker.stop()
+        silent.close()
+    assert code == 0, log[-3000:]
+    assert "1 capture thread(s) still inside OpenCV" in log
+    assert "stopped: 0 frames processed" in log
+    assert stop_s < 30, stop_s

@@ -194,4 +194,16 @@ def cmd_run(args):
     install_signals(service)
     code = service.run()
     sys.stdout.flush()
+    if service.stranded:
+        _exit_now(code)
     return code
+
+
+def _exit_now(code):
+    """Leave without Python's shutdown: a capture thread that returns from OpenCV while the
+    interpreter finalizes is ended by pthread_exit inside C++ and aborts the process (SIGABRT).
+    Everything durable (gallery, outbox) is closed by now."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

@@ -238,14 +238,16 @@ class Camera(object):
         return self
 
     def stop(self, timeout=5.0):
-        """Stop capturing; waits (bounded) for sessions still inside OpenCV, which must not be
-        left running into interpreter shutdown."""
+        # type: (float) -> int
+        """Stop capturing; waits (bounded) for sessions still inside OpenCV. Returns how many are
+        still there: the process must then not run Python's shutdown (see cmd_run)."""
         self._stop.set()
         deadline = time.monotonic() + max(timeout, self.spec.read_timeout_s + 2.0)
         if self._thread is not None:
             self._thread.join(timeout)
         for session in list(self._sessions):
             session.done.wait(max(0.0, deadline - time.monotonic()))
+        return sum(1 for session in self._sessions if not session.done.is_set())
 
     def take(self):
         # type: () -> Optional[Frame]

@@ -48,6 +48,7 @@ class Service(object):
         self.hooks = list(hooks or [])
         self.presence = presence
         self.counters = LoopStats()
+        self.stranded = 0       # capture threads left inside OpenCV at stop
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.wakeup = threading.Event()
@@ -155,8 +156,10 @@ class Service(object):
         self._stop.set()     # also after --once / --max-seconds: ends the watchdog thread
         self.notifier.stopping()
         self.notifier.status("stopping")
-        for camera in self.cameras + [h.main for h in self.hires.values()]:
-            camera.stop()
+        self.stranded = sum(camera.stop() for camera in self.cameras + [h.main for h in self.hires.values()])
+        if self.stranded:
+            log.warning("%d capture thread(s) still inside OpenCV (a hung open or read): not waited for",
+                        self.stranded)
         self._publish_all(self.recognizer.end_all())
         for hook in self.hooks:
             self._call_hook(hook.close)
