@@ -189,3 +189,30 @@ def test_existing_gallery_gets_the_tables(tmp_path, pipeline, faces):
     assert store.identities() == [] and gallery.list_people()[0].samples == 1
     UnknownStore(gallery)         # idempotent
     assert gallery.integrity_check() == "ok"
+
+
+def test_the_cli_lists_names_ignores_and_forgets(tmp_path, pipeline, faces):
+    from tests.cli import faceedge
+    gallery, store, index, tracks = open_unknowns(tmp_path, pipeline)
+    first = visit(tracks, "door-1", faces["Vicente_Fox"][:2], 10.0).unknown_id
+    second = visit(tracks, "door-2", faces["Tom_Ridge"][:2], 11.0).unknown_id
+    third = visit(tracks, "door-3", faces["Gray_Davis"][:2], 12.0).unknown_id
+    gallery.close()
+    db = ["--gallery", str(tmp_path / "gallery.db")]
+    code, out, err = faceedge("gallery", "unknowns", "--json", "--crops", str(tmp_path / "crops"), *db)
+    assert code == 0, err
+    listed = json.loads(out)["unknowns"]
+    assert [i["unknown_id"] for i in listed] == [third, second, first]
+    assert listed[2]["visits"] == 1 and listed[2]["crops"] == 2 and listed[2]["cameras"] == ["door"]
+    assert sorted(os.listdir(str(tmp_path / "crops"))) == sorted(i + ".jpg" for i in (first, second, third))
+    assert faceedge("gallery", "name", first, "Vicente", *db)[0] == 0
+    assert faceedge("gallery", "ignore", second, *db)[0] == 0
+    code, out, err = faceedge("gallery", "forget", third, *db)
+    assert code == 0 and "2 crops deleted" in out, (out, err)
+    code, out, err = faceedge("gallery", "name", third, "Gray", *db)
+    assert code == 1 and "no unknown identity" in err
+    code, out, err = faceedge("gallery", "unknowns", *db)
+    assert out.splitlines()[0].startswith(second) and "ignored" in out.splitlines()[0]
+    gallery = Gallery(str(tmp_path / "gallery.db"))
+    assert [(p.name, p.samples) for p in gallery.list_people()] == [("Vicente", 2)]
+    gallery.close()

@@ -134,15 +134,40 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
                         lambda: settings().threshold + settings().confident_margin,
                         same_person=lambda: settings().threshold,
                         on_committed=lambda name: changes.after("enroll_live", name))
+    unknowns, unknown_actions = open_unknowns(config, gallery, pipeline, recognizer, publisher, changes)
     router = command_router(gallery, pipeline, config.limits, changes, live=live, report=report,
-                            min_quality=lambda: settings().min_quality)
+                            min_quality=lambda: settings().min_quality, unknowns=unknown_actions)
     publisher.on_command(router.submit)
     if config.gallery.shared_id:
         closing.insert(0, share_gallery(config, gallery, pipeline, publisher, matchers, changes, router))
     return Service(config, recognizer, matchers, publisher, notifier, commands=router,
                    capture_factory=capture_factory, once=once, max_seconds=max_seconds,
                    config_loader=(lambda: load_config(config_path)) if config_path else None,
-                   hooks=[live] + list(hooks or []), presence=presence, closing=closing)
+                   hooks=[live] + list(hooks or []), presence=presence, closing=closing, unknowns=unknowns)
+
+
+def open_unknowns(config, gallery, pipeline, recognizer, publisher, changes):
+    """Unknown identities (issue 14) in the gallery's file: the loop's UnknownFaces and the
+    commands' UnknownActions, grouping strangers at the threshold recognition uses."""
+    from edge.daemon.unknown_commands import UnknownActions
+    from edge.daemon.unknown_faces import UnknownFaces, threshold_in_use
+    from edge.unknowns.actions import Context, state_json
+    from edge.unknowns.index import UnknownIndex, rule_matcher
+    from edge.unknowns.store import UnknownStore
+    from edge.unknowns.tracks import UnknownTracks
+    fingerprint = pipeline.recognizer_fingerprint
+    limits = config.unknowns
+    store = UnknownStore(gallery, max_tracks=limits.max_tracks, keep_days=limits.keep_days)
+    index = UnknownIndex(store, fingerprint, rule_matcher(lambda: threshold_in_use(recognizer)),
+                         recognizer.settings.min_frames)
+    tracks = UnknownTracks(store, index, fingerprint, enabled=limits.enabled)
+
+    def publish_state():
+        publisher.publish_raw(publisher.topic("unknowns/state"), state_json(store), retain=True)
+    publisher.on_connected(publish_state)
+    context = Context(gallery, store, index, tracks, lambda: recognizer.matcher, fingerprint)
+    return (UnknownFaces(tracks, recognizer, publish_state),
+            UnknownActions(context, pipeline, config.limits, changes, publish_state))
 
 
 def share_gallery(config, gallery, pipeline, publisher, matchers, changes, router):
@@ -160,10 +185,10 @@ def share_gallery(config, gallery, pipeline, publisher, matchers, changes, route
     return shared.stop
 
 
-def command_router(gallery, pipeline, limits, changes, live=None, report=None, min_quality=None):
+def command_router(gallery, pipeline, limits, changes, live=None, report=None, min_quality=None, unknowns=None):
     """The MQTT commands: every component's handlers in one table (docs/ARCHITECTURE.md).
-    live (LiveEnroller) and report (ReportPublisher) are optional outside the daemon;
-    min_quality() -> the quality bar in force for enrollment photos."""
+    live (LiveEnroller), report (ReportPublisher) and unknowns (UnknownActions) are optional
+    outside the daemon; min_quality() -> the quality bar in force for enrollment photos."""
     from edge.daemon.command_router import CommandRouter
     from edge.daemon.gallery_commands import GalleryActions
     router = CommandRouter(limits, gallery.response_for)
@@ -172,6 +197,8 @@ def command_router(gallery, pipeline, limits, changes, live=None, report=None, m
         router.add(live.handlers(limits))
     if report is not None:
         router.add(report.handlers())
+    if unknowns is not None:
+        router.add(unknowns.handlers())
     return router
 
 

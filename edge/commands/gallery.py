@@ -1,9 +1,11 @@
-"""`faceedge gallery list|remove|rename|export|import|reembed|report`."""
+"""`faceedge gallery list|remove|rename|export|import|reembed|report` (and unknowns|name|ignore|forget,
+edge/commands/_unknowns.py)."""
 import json
 import os
 import sys
 from typing import Optional
 
+from edge.commands import _unknowns as unknowns
 from edge.commands._options import add_gallery_option, add_model_options, open_gallery_from_args, pipeline_from_args
 from edge.errors import FaceEdgeError
 from edge.gallery import archive, importers
@@ -56,6 +58,7 @@ def register(subparsers):
     p.add_argument("--fingerprint", action="append", help="only this model fingerprint (repeatable)")
     p.add_argument("--plot", metavar="PNG", help="plot the distributions (needs matplotlib: pip install 'faceedge[plot]')")
     p.set_defaults(func=run_report)
+    unknowns.register(sub)
     for p in sub.choices.values():
         add_gallery_option(p)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

@@ -63,12 +63,13 @@ Limits = NamedTuple("Limits", [("max_payload_bytes", int), ("max_image_bytes", i
                                ("max_images_per_command", int), ("max_faces_per_frame", int),
                                ("max_name_length", int)])
 Logging = NamedTuple("Logging", [("level", str), ("journal", str)])
+Unknowns = NamedTuple("Unknowns", [("enabled", bool), ("max_tracks", int), ("keep_days", float)])
 
 
 class Config(NamedTuple("Config", [("source", str), ("device_id", str), ("models", Models), ("engines", Engines),
                                    ("gallery", GalleryConfig), ("cameras", List[Camera]),
                                    ("recognition", Recognition), ("mqtt", Mqtt), ("snapshots", Snapshots),
-                                   ("limits", Limits), ("logging", Logging)])):
+                                   ("limits", Limits), ("logging", Logging), ("unknowns", Unknowns)])):
     __slots__ = ()
 
     def __repr__(self):
@@ -154,6 +155,9 @@ SCHEMA = {
                ("max_name_length", int, 100, _between(1, MAX_NAME_LENGTH))],
     "logging": [("level", str, "info", _one_of("debug", "info", "warning", "error")),
                 ("journal", str, "auto", _one_of("auto", "yes", "no"))],
+    # strangers' faces kept and grouped into unknown identities (issue 14, edge/unknowns): biometric data
+    "unknowns": [("enabled", bool, True, None), ("max_tracks", int, 500, _between(0, 100000)),
+                 ("keep_days", float, 30.0, _between(0.0, 3650.0))],
 }
 def _camera_type(value):
     from edge.daemon.camera import TYPES     # the one registry of camera kinds (camera imports this module)
@@ -251,7 +255,8 @@ def config_from_dict(data, source="<config>"):
         cameras.append(camera)
     mqtt = _mqtt(source, Mqtt(*sections["mqtt"]), device_id, base)
     return Config(source, device_id, models, engines, gallery, cameras, Recognition(*sections["recognition"]),
-                  mqtt, Snapshots(*sections["snapshots"]), Limits(*sections["limits"]), Logging(*sections["logging"]))
+                  mqtt, Snapshots(*sections["snapshots"]), Limits(*sections["limits"]), Logging(*sections["logging"]),
+                  Unknowns(*sections["unknowns"]))
 
 
 def _camera(source, prefix, table):

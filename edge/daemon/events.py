@@ -33,6 +33,7 @@ class Event(NamedTuple):
     confident: bool
     latency: Latency
     snapshot: Optional[str] = None      # base64 JPEG of the face, only when snapshots are enabled
+    unknown_id: Optional[str] = None    # an unknown track's unknown identity (edge/unknowns), when kept
 
     def to_dict(self):
         # type: () -> dict
@@ -52,13 +53,18 @@ class Event(NamedTuple):
         }
         if self.snapshot is not None:
             out["snapshot"] = self.snapshot
+        if self.identity is None:
+            out["unknown_id"] = self.unknown_id
         return out
 
     def presence_fields(self):
         # type: () -> dict
         """What a presence message repeats of the event that changed it (not the whole body again)."""
-        return {"camera": self.camera, "similarity": round(float(self.similarity), 4), "event_id": self.event_id,
-                "track_id": self.track_id, "timestamp": iso_utc(self.frame_time)}
+        out = {"camera": self.camera, "similarity": round(float(self.similarity), 4), "event_id": self.event_id,
+               "track_id": self.track_id, "timestamp": iso_utc(self.frame_time)}
+        if self.identity is None:
+            out["unknown_id"] = self.unknown_id
+        return out
 
     def to_json(self):
         # type: () -> str

@@ -126,17 +126,23 @@ class GalleryActions(object):
     def _image_sample(self, i, text):
         # type: (int, object) -> Sample
         label = "images[{}]".format(i)
-        if not isinstance(text, str):
-            raise CommandError("{} must be a base64 string".format(label))
-        # base64 is 4/3 of the bytes: refuse before decoding a huge string.
-        if len(text) > self.limits.max_image_bytes * 4 // 3 + 4:
-            raise CommandError("{} is over limits.max_image_bytes ({})".format(label, self.limits.max_image_bytes))
-        try:
-            data = base64.b64decode(text.split(",", 1)[-1] if text.startswith("data:") else text, validate=True)
-        except (binascii.Error, ValueError):
-            raise CommandError("{} is not valid base64".format(label))
-        image = decode_image(data, self.limits.max_image_bytes, self.limits.max_image_pixels, name=label)
+        image = decode_command_image(self.limits, label, text)
         return sample_from_image(self.pipeline, image, label, self.min_quality())
+
+
+def decode_command_image(limits, label, text):
+    # type: (object, str, object) -> np.ndarray
+    """One base64 JPEG/PNG of a command, within limits.max_image_bytes and max_image_pixels."""
+    if not isinstance(text, str):
+        raise CommandError("{} must be a base64 string".format(label))
+    # base64 is 4/3 of the bytes: refuse before decoding a huge string.
+    if len(text) > limits.max_image_bytes * 4 // 3 + 4:
+        raise CommandError("{} is over limits.max_image_bytes ({})".format(label, limits.max_image_bytes))
+    try:
+        data = base64.b64decode(text.split(",", 1)[-1] if text.startswith("data:") else text, validate=True)
+    except (binascii.Error, ValueError):
+        raise CommandError("{} is not valid base64".format(label))
+    return decode_image(data, limits.max_image_bytes, limits.max_image_pixels, name=label)
 
 
 def _embedding_samples(embeddings, fingerprint, dimension):

@@ -239,7 +239,7 @@ class Publisher(object):
         body = {"present": bool(present), "name": name, "timestamp": iso_utc(time.time())}
         if event is not None:
             data = event.presence_fields() if hasattr(event, "presence_fields") else dict(event)
-            for key in ("camera", "similarity", "event_id", "track_id", "timestamp"):
+            for key in ("camera", "similarity", "event_id", "track_id", "timestamp", "unknown_id"):
                 if key in data:
                     body[key] = data[key]
         self._client.publish(self.presence_topic(name), json.dumps(body, sort_keys=True), qos=1, retain=True)

@@ -62,10 +62,28 @@ class FrameRecognizer(object):
         self.event_id = event_id
         self.trackers = {}     # type: Dict[str, Tracker]
         self.decisions = {}    # type: Dict[str, TrackDecision]
+        self.matcher_version = -1   # the gallery version the matcher in use was built from
 
-    def use_matcher(self, matcher):
-        # type: (object) -> None
+    def use_matcher(self, matcher, version=-1):
+        # type: (object, int) -> None
         self.matcher = matcher
+        self.matcher_version = version
+
+    def redecide(self, track_id, faces):
+        # type: (str, list) -> Optional[Event]
+        """An open track decided again from these kept faces (edge.unknowns.tracks.KeptFace) with
+        the matcher in use (after `wrong`); its `update` event when that changes what was announced."""
+        from edge.unknowns.tracks import redecide
+        decision = self.decisions.get(track_id)
+        track = next((t for tracker in self.trackers.values() for t in tracker.tracks if t.track_id == track_id),
+                     None)
+        if decision is None or track is None or not faces:
+            return None
+        redecide(decision, faces, self.matcher)
+        kind = decision.change()
+        if kind is None:
+            return None
+        return self._event(kind, track, decision, decision.last, ZERO_LATENCY)
 
     def configure(self, settings):
         # type: (Settings) -> None

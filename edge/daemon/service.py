@@ -25,15 +25,30 @@ log = logging.getLogger("faceedge.service")
 IDLE_WAIT_S = 0.05
 
 
+def _camera_status(name, state, detail):
+    if state == "reconnecting":     # "ended": a video file came to its end, as files do
+        log.warning("camera %s %s%s", name, state, ": " + detail if detail else "")
+    else:
+        log.info("camera %s %s", name, state)
+
+
+def _call_hook(method, *args):
+    try:
+        method(*args)
+    except Exception:      # an annotation or enrollment bug must not stop recognition
+        log.exception("frame hook %s failed", getattr(method, "__qualname__", method))
+
+
 class Service(object):
     def __init__(self, config, recognizer, matchers, publisher, notifier, commands=None, capture_factory=None,
-                 once=False, max_seconds=0.0, config_loader=None, hooks=None, presence=None, closing=()):
+                 once=False, max_seconds=0.0, config_loader=None, hooks=None, presence=None, closing=(), unknowns=None):
         """recognizer: FrameRecognizer; matchers: MatcherUpdates (the gallery's matcher, rebuilt
         off this thread); commands: the CommandRouter answering MQTT commands on its own thread;
         config_loader() -> a fresh Config on SIGHUP (None: keep the settings); hooks:
         edge.daemon.hooks.FrameHook objects given every processed frame; presence:
         edge.daemon.presence.Presence, told of every event; closing: callables run last at
-        shutdown (closing the gallery and the models)."""
+        shutdown (closing the gallery and the models); unknowns: edge.daemon.unknown_faces.UnknownFaces,
+        which sees every event before it is published (unknown ids, ignored faces)."""
         self.config = config
         self.recognizer = recognizer
         self.matchers = matchers
@@ -47,6 +62,7 @@ class Service(object):
         self.config_loader = config_loader
         self.hooks = list(hooks or [])
         self.presence = presence
+        self.unknowns = unknowns
         self.counters = LoopStats()
         self.stranded = 0       # capture threads left inside OpenCV at stop
         self._stop = threading.Event()
@@ -74,26 +90,21 @@ class Service(object):
         self._reload.set()
         self.wakeup.set()
 
-    def _camera_status(self, name, state, detail):
-        if state == "reconnecting":     # "ended": a video file came to its end, as files do
-            log.warning("camera %s %s%s", name, state, ": " + detail if detail else "")
-        else:
-            log.info("camera %s %s", name, state)
-
     # ---- run --------------------------------------------------------------------------------
     def run(self):
         # type: () -> int
         started = time.monotonic()
-        self.recognizer.use_matcher(self.matchers.start().matcher)
+        first = self.matchers.start()
+        self.recognizer.use_matcher(first.matcher, first.version)
         self.publisher.start()
         if self.commands is not None:
             self.commands.start(self.publisher.publish_response)
         for spec in self.config.cameras:
-            camera = Camera(spec, on_status=self._camera_status, wakeup=self.wakeup,
+            camera = Camera(spec, on_status=_camera_status, wakeup=self.wakeup,
                             capture_factory=self.capture_factory)
             self.cameras.append(camera)
             if spec.hires_source:     # its frames are looked at, never processed: no wakeup
-                main = Camera(main_stream_spec(spec), on_status=self._camera_status,
+                main = Camera(main_stream_spec(spec), on_status=_camera_status,
                               capture_factory=self.capture_factory)
                 self.hires[camera.name] = HiresCutter(camera, main, spec.hires_max_age_ms)
         for camera in self.cameras + [h.main for h in self.hires.values()]:
@@ -120,7 +131,7 @@ class Service(object):
                 self._do_reload()
             fresh = self.matchers.take()
             if fresh is not None:
-                self.recognizer.use_matcher(fresh.matcher)
+                self.recognizer.use_matcher(fresh.matcher, fresh.version)
             self.wakeup.clear()
             took = False
             for camera in self.cameras:
@@ -131,7 +142,7 @@ class Service(object):
             now = time.monotonic()
             self._end_tracks(now)
             for hook in self.hooks:
-                self._call_hook(hook.tick, now)
+                _call_hook(hook.tick, now)
             if all(c.state in ("ended", "stopped") for c in self.cameras):
                 # no camera, or only finished files: the loop is the heartbeat; a lost camera is not
                 self.watchdog.beat(now)
@@ -162,7 +173,7 @@ class Service(object):
                         self.stranded)
         self._publish_all(self.recognizer.end_all())
         for hook in self.hooks:
-            self._call_hook(hook.close)
+            _call_hook(hook.close)
         self.matchers.stop()
         self._publish_stats(started, status=False)
         if self.commands is not None:
@@ -195,12 +206,12 @@ class Service(object):
             # only by frames that succeed, so failing every frame still gets the service restarted.
             self.counters.frame_failed(frame.source, exc)
             return
-        self._publish_all(result.events)
+        self._publish_all(result.events, (frame.source, result))
         if self.hooks:
             processed = ProcessedFrame(frame, result.faces, result.matches, result.track_ids, result.identities,
                                        self.counters.fps())
             for hook in self.hooks:
-                self._call_hook(hook.on_frame, processed)
+                _call_hook(hook.on_frame, processed)
         done = time.monotonic()
         self.counters.frame_done(done, result.stages_ms, frame.captured_mono)
         self.watchdog.beat(done)
@@ -211,14 +222,9 @@ class Service(object):
             return "the MQTT outbox sender has stopped (events stay on disk)"
         return None
 
-    @staticmethod
-    def _call_hook(method, *args):
-        try:
-            method(*args)
-        except Exception:      # an annotation or enrollment bug must not stop recognition
-            log.exception("frame hook %s failed", getattr(method, "__qualname__", method))
-
-    def _publish_all(self, events):
+    def _publish_all(self, events, frame=None):
+        if self.unknowns is not None:
+            events = self.unknowns.filter(events, frame)
         for event in events:
             self.counters.event(event)
             log.debug("event %s %s %s %s", event.type, event.track_id, event.identity, event.similarity)

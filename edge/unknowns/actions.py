@@ -136,7 +136,7 @@ def wrong(ctx, command, request_id, respond):
     except GalleryError as exc:
         raise ActionError("cannot mark track {} as not {}: {}".format(ref.track_id, ref.identity, exc))
     if ref.open:
-        ctx.tracks.request_redecide(ref.track_id)
+        ctx.tracks.request_redecide(ref.track_id, ctx.gallery.version)
     return shape(ids)
 
 

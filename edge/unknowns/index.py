@@ -29,6 +29,18 @@ def default_matcher(threshold):
     return make
 
 
+def rule_matcher(threshold):
+    # type: (Callable[[], float]) -> Callable[..., object]
+    """make_matcher at the threshold recognition applies now: threshold() is asked again at every
+    use, and the index is rebuilt when it changed (a reload, or the open-set rule following the
+    gallery's size)."""
+    def make(vectors, ids, labels, negative):
+        from edge.matching import Matcher
+        return Matcher(vectors, ids, labels, negative, threshold())
+    make.threshold = threshold
+    return make
+
+
 class UnknownIndex(object):
     """make_matcher(vectors, ids, labels, negative) -> a Matcher (the daemon's, with its open-set
     rule); min_frames: the decision's vote count, as for enrolled people."""
@@ -40,7 +52,7 @@ class UnknownIndex(object):
         self.make_matcher = make_matcher
         self.min_frames = max(1, int(min_frames))
         self._lock = threading.Lock()
-        self._version = None   # type: Optional[int]
+        self._version = None   # type: Optional[tuple]   (store version, threshold)
         self._matcher = None
         self._ignored = set()  # type: set
 
@@ -54,7 +66,8 @@ class UnknownIndex(object):
             self._version = None
 
     def _current(self):
-        version = self.store.version
+        rule = getattr(self.make_matcher, "threshold", None)
+        version = (self.store.version, rule() if rule is not None else None)
         with self._lock:
             if self._matcher is None or version != self._version:
                 kept = self.store.vectors(self.fingerprint)

@@ -2,7 +2,7 @@
 each announcement, the track's unknown id (or that it is ignored); at its end, its faces kept.
 
 The loop thread calls observe / announce / ended / event_sent; the gallery-command thread
-calls faces_for_event and request_redecide (the `wrong` action), so the maps are locked.
+calls find, faces and request_redecide (the `wrong` action), so the maps are locked.
 Recently ended tracks stay in memory (bounded) so that `wrong` works after a visit is over.
 """
 import collections
@@ -60,7 +60,7 @@ class UnknownTracks(object):
         self._open = {}           # type: Dict[str, _Track]
         self._recent = collections.OrderedDict()   # type: Dict[str, _Track]
         self._events = collections.OrderedDict()   # type: Dict[str, Tuple[str, Optional[str]]]
-        self._redecide = []       # type: List[str]
+        self._redecide = []       # type: List[Tuple[str, int]]
 
     # -- loop thread ------------------------------------------------------------------------
     def observe(self, track_id, camera, face, frame_time):
@@ -151,12 +151,28 @@ class UnknownTracks(object):
             except Exception:
                 log.exception("keeping the faces of unknown track %s failed", track_id)
 
-    def take_redecisions(self):
-        # type: () -> List[str]
-        """Open tracks whose identity must be decided again (after `wrong`)."""
+    def take_redecisions(self, version):
+        # type: (int) -> List[str]
+        """Open tracks whose identity must be decided again (after `wrong`), once the matcher in
+        use was built from the gallery version that holds the new negatives (or a later one)."""
         with self._lock:
-            todo, self._redecide = self._redecide, []
-        return [t for t in todo if t in self._open]
+            ready = [t for t, wanted in self._redecide if wanted <= version]
+            self._redecide = [(t, wanted) for t, wanted in self._redecide if wanted > version and t in self._open]
+        return [t for t in ready if t in self._open]
+
+    def prune(self, live):
+        # type: (set) -> None
+        """Forget open tracks the trackers no longer have (never announced: no end event came)."""
+        with self._lock:
+            for track_id in [t for t in self._open if t not in live]:
+                del self._open[track_id]
+
+    def verdict(self, track_id):
+        # type: (str) -> Verdict
+        """What is known of a track without the store (the gallery was busy, or its end)."""
+        with self._lock:
+            track = self._open.get(track_id) or self._recent.get(track_id)
+            return Verdict(track.unknown_id, track.ignored) if track is not None else Verdict(None, False)
 
     def faces(self, track_id):
         # type: (str) -> List[KeptFace]
@@ -184,10 +200,11 @@ class UnknownTracks(object):
                 return None
             return TrackRef(track_id, identity, track_id in self._open)
 
-    def request_redecide(self, track_id):
-        # type: (str) -> None
+    def request_redecide(self, track_id, version=0):
+        # type: (str, int) -> None
+        """version: the gallery version the re-decision needs (the one with the negatives)."""
         with self._lock:
-            self._redecide.append(track_id)
+            self._redecide.append((track_id, int(version)))
 
     def _changed(self):
         if self.on_change is not None:

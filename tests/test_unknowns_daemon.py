@@ -1,0 +1,225 @@
+"""Unknown identities in the real daemon (issue 14): strangers' visits from real LFW photos on a
+file camera, a real broker, real models; the commands on gallery/set."""
+import json
+import os
+import stat
+
+from tests.broker import Subscriber
+from tests.faults import Daemon, wait_until
+from tests.media import photo_video
+from tests.support.daemon import write_config
+
+ROOT = "fe/testcam"
+STRANGER, OTHER = "Vicente_Fox", "Tom_Ridge"
+
+
+def lfw(facedata, person, i):
+    folder = os.path.join(facedata, "lfw-dev", "images", person)
+    return os.path.join(folder, sorted(os.listdir(folder))[i])
+
+
+def tracks_of(events):
+    """track_id -> (first frame_time, last frame_time, unknown ids its events carried, identities)."""
+    out = {}
+    for e in events:
+        first, last, ids, names = out.get(e["track_id"], (e["frame_time"], e["frame_time"], set(), set()))
+        if e.get("unknown_id"):
+            ids.add(e["unknown_id"])
+        names.add(e["identity"])
+        out[e["track_id"]] = (min(first, e["frame_time"]), max(last, e["frame_time"]), ids, names)
+    return out
+
+
+def visits(events, gap_s=1.0):
+    """The tracks grouped into visits (a visit ends with gap_s of empty scene), in time order:
+    [(start, set of unknown ids, set of identities)]."""
+    grouped = []
+    for first, last, ids, names in sorted(tracks_of(events).values(), key=lambda t: t[0]):
+        if grouped and first - grouped[-1][1] < gap_s:
+            start, end, all_ids, all_names = grouped[-1]
+            grouped[-1] = (start, max(end, last), all_ids | ids, all_names | names)
+        else:
+            grouped.append((first, last, set(ids), set(names)))
+    return [(start, ids, names) for start, _, ids, names in grouped]
+
+
+def command(sub, body, timeout=60):
+    sub.publish(ROOT + "/gallery/set", json.dumps(body))
+    answer = sub.wait_json(ROOT + "/gallery/response", lambda r: r.get("request_id") == body["request_id"], timeout)
+    return answer
+
+
+def start_daemon(tmp_path, model_dir, port, segments, extra=None):
+    """The daemon on a looped video of (photo path or None, seconds) segments; tracks end 0.5 s after their face."""
+    from edge.demo_media import write_video
+    from edge.imageio import read_image
+    video = str(tmp_path / "door.avi")
+    write_video(video, [(read_image(p) if p else None, s) for p, s in segments])
+    sections = {"recognition": {"track_timeout_s": 0.5}}
+    sections.update(extra or {})
+    config = write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, str(tmp_path / "gallery.db"), port,
+                          [{"name": "door", "source": video, "type": "file", "loop": True}], extra=sections)
+    return Daemon(config).start()
+
+
+def test_a_stranger_keeps_one_unknown_id_then_is_named(tmp_path, facedata, model_dir, broker):
+    blank = 1.5
+    segments = []
+    for path in [lfw(facedata, STRANGER, i) for i in range(3)] + [lfw(facedata, OTHER, 0)]:
+        segments += [(path, 1.5), (None, blank)]
+    segments += [(None, 4.0), (lfw(facedata, STRANGER, 3), 1.5), (None, blank)]   # the fourth visit
+    sub = Subscriber(broker.port, [ROOT + "/#"])
+    daemon = start_daemon(tmp_path, model_dir, broker.port, segments)
+    try:
+        daemon.wait_online(sub)
+        # The first four visits: three of the stranger, one of another stranger.
+        seen = wait_until(lambda: len(visits(sub.events())) >= 4 and visits(sub.events())[:4], 180,
+                          "four visits' events")
+        seen = wait_until(lambda: [v for v in visits(sub.events())[:4] if v[1]] == visits(sub.events())[:4]
+                          and visits(sub.events())[:4], 60, "unknown ids on the four visits' events")
+        assert all(names == {None} for _, _, names in seen), seen
+        stranger = [ids for _, ids, _ in seen[:3]]
+        counts = {}
+        for ids in stranger:
+            for unknown_id in ids:
+                counts[unknown_id] = counts.get(unknown_id, 0) + 1
+        unknown_id, visits_with_it = max(counts.items(), key=lambda kv: kv[1])
+        assert visits_with_it >= 2, stranger
+        assert unknown_id not in seen[3][1], seen     # the other stranger is someone else
+        # The retained summary and the Home Assistant entity's attributes know the id.
+        sub.wait_json(ROOT + "/unknowns/state", lambda s: s["unknowns"] >= 2 and s["max_tracks"] == 500
+                      and any(i["unknown_id"] == unknown_id and i["visits"] >= 2 for i in s["recent"]))
+        unknown_attrs = sub.json(ROOT + "/person/unknown")
+        assert any(a.get("present") and a.get("unknown_id", "").startswith("u-") for a in unknown_attrs), unknown_attrs
+        listed = command(sub, {"request_id": "list-1", "action": "unknowns", "with_crop": True})
+        assert listed["ok"], listed
+        mine = [i for i in listed["result"]["unknowns"] if i["unknown_id"] == unknown_id][0]
+        assert mine["visits"] >= 2 and mine["cameras"] == ["door"] and len(mine["best_crop"]) > 1000
+        # "That was Vicente": his kept faces become samples; the next visits are named.
+        named = command(sub, {"request_id": "name-1", "action": "name", "unknown_id": unknown_id,
+                              "name": "Vicente"})
+        assert named["ok"] and named["result"]["added"] >= 2, named
+        again = command(sub, {"request_id": "name-1", "action": "name", "unknown_id": unknown_id,
+                              "name": "Vicente"})
+        assert again == named                          # answered from the gallery, not applied twice
+        sub.wait_json(ROOT + "/gallery/state", lambda s: "Vicente" in s["names"])
+        after = max(e["frame_time"] for e in sub.events())
+        wait_until(lambda: any(e["identity"] == "Vicente" and e["frame_time"] > after for e in sub.events()), 120,
+                   "a later visit named Vicente")
+    finally:
+        daemon.stop()
+        sub.close()
+        daemon.cleanup()
+    assert stat.S_IMODE(os.stat(str(tmp_path / "gallery.db")).st_mode) == 0o600
+    from edge.gallery import Gallery
+    gallery = Gallery(str(tmp_path / "gallery.db"))
+    try:
+        people = dict((p.name, p) for p in gallery.list_people())
+        assert people["Vicente"].samples == named["result"]["added"]
+        crops = [s.crop for s in gallery.samples() if s.person == "Vicente" and not s.negative]
+        assert crops and all(c is not None and c.shape == (112, 112, 3) for c in crops)
+    finally:
+        gallery.close()
+
+
+def enroll_photos(path, model_dir, people):
+    """A gallery file with these people, one photo each: {name: photo path}."""
+    from edge.gallery import Gallery, Sample
+    from edge.imageio import read_image
+    from edge.pipeline import largest_face, open_pipeline
+    pipeline = open_pipeline("default", model_dir, "onnxruntime")
+    gallery = Gallery(path)
+    try:
+        for name, photo in people.items():
+            face = largest_face(pipeline.process(read_image(photo)))
+            gallery.enroll(name, [Sample(face.crop, face.embedding, photo)], pipeline.recognizer_fingerprint)
+    finally:
+        gallery.close()
+        pipeline.close()
+
+
+def image_b64(image):
+    import base64
+    import cv2
+    ok, data = cv2.imencode(".jpg", image)
+    assert ok
+    return base64.b64encode(data.tobytes()).decode("ascii")
+
+
+def test_wrong_turns_a_named_track_unknown_and_recognize_names_a_picture(tmp_path, facedata, model_dir, broker):
+    from edge.demo_media import side_by_side
+    from edge.imageio import read_image
+    from tests.media import group_video, known
+    enroll_photos(str(tmp_path / "gallery.db"), model_dir,
+                  {"Vicente": lfw(facedata, STRANGER, 0), "obama": known(facedata, "obama.jpg"),
+                   "biden": known(facedata, "biden.jpg")})
+    # One face that stays in view (a still video, looped): its track stays open.
+    video = group_video(str(tmp_path / "door.avi"), [lfw(facedata, STRANGER, 1)], seconds=2.0, still=True)
+    config = write_config(str(tmp_path / "faceedge.toml"), tmp_path, model_dir, str(tmp_path / "gallery.db"),
+                          broker.port, [{"name": "door", "source": video, "type": "file", "loop": True}],
+                          extra={"recognition": {"track_timeout_s": 1.0}})
+    sub = Subscriber(broker.port, [ROOT + "/#"])
+    daemon = Daemon(config).start()
+    try:
+        daemon.wait_online(sub)
+        named = sub.wait_json(ROOT + "/events", lambda e: e["identity"] == "Vicente", 120)
+        # "Who is in this picture?": two enrolled people and a stranger, composed from three photos.
+        picture = side_by_side([read_image(known(facedata, "obama.jpg")), read_image(known(facedata, "biden.jpg")),
+                                read_image(lfw(facedata, OTHER, 2))])
+        answer = command(sub, {"request_id": "rec-1", "action": "recognize", "images": [image_b64(picture)]})
+        assert answer["ok"], answer
+        faces = sorted(answer["result"]["images"][0]["faces"], key=lambda f: f["bbox"][0])
+        assert [f["identity"] for f in faces] == ["obama", "biden", None], faces
+        assert faces[2]["unknown_id"] is None and faces[2]["similarity"] < faces[0]["similarity"]
+        assert all(f["usable"] and 0 < f["quality"] <= 1 and len(f["bbox"]) == 4 for f in faces)
+        # "That was not Vicente": the track's crops become his negatives; the open track is decided again.
+        wrong = command(sub, {"request_id": "wrong-1", "action": "wrong", "event_id": named["event_id"]})
+        assert wrong["ok"], wrong
+        assert wrong["result"]["name"] == "Vicente" and wrong["result"]["redecided"] is True
+        assert wrong["result"]["negatives"] >= 1
+        update = sub.wait_json(ROOT + "/events", lambda e: e["track_id"] == named["track_id"]
+                               and e["type"] == "update" and e["identity"] is None, 120)
+        assert update["unknown_id"] is not None
+        listed = command(sub, {"request_id": "list-2", "action": "list"})
+        vicente = [p for p in listed["result"]["people"] if p["name"] == "Vicente"][0]
+        assert vicente["negatives"] == wrong["result"]["negatives"] and vicente["samples"] == 1
+        unchanged = command(sub, {"request_id": "rec-2", "action": "recognize", "images": [image_b64(picture)]})
+        assert len(unchanged["result"]["images"][0]["faces"]) == 3
+        listed_again = command(sub, {"request_id": "list-3", "action": "list"})
+        assert listed_again["result"]["version"] == listed["result"]["version"]    # recognize changed nothing
+    finally:
+        daemon.stop()
+        sub.close()
+        daemon.cleanup()
+
+
+def test_an_ignored_face_makes_no_more_events(tmp_path, facedata, model_dir, broker):
+    ignored, other = OTHER, "Gray_Davis"
+    segments = [(lfw(facedata, ignored, 0), 1.5), (None, 1.5), (lfw(facedata, ignored, 1), 1.5), (None, 1.5),
+                (lfw(facedata, other, 0), 1.5), (None, 1.5)]
+    sub = Subscriber(broker.port, [ROOT + "/#"])
+    daemon = start_daemon(tmp_path, model_dir, broker.port, segments)
+    try:
+        daemon.wait_online(sub)
+        seen = wait_until(lambda: [v for v in visits(sub.events()) if v[1]][:3] if len(
+            [v for v in visits(sub.events()) if v[1]]) >= 3 else None, 180, "three visits with unknown ids")
+        face_id, other_id = sorted(seen[0][1])[0], sorted(seen[2][1])[0]
+        assert face_id != other_id, seen
+        answer = command(sub, {"request_id": "ignore-1", "action": "ignore", "unknown_id": face_id})
+        assert answer["ok"] and answer["result"]["ignored"] is True, answer
+        since = max(e["frame_time"] for e in sub.events())
+
+        def later_other_visits():
+            return [v for v in visits([e for e in sub.events() if e["frame_time"] > since]) if other_id in v[1]]
+        # Two visits of the other stranger after it: a whole loop, with both visits of the ignored face.
+        wait_until(lambda: len(later_other_visits()) >= 2, 180, "the other stranger's visits after the ignore")
+        assert daemon.log().count("is ignored face {}: not reported".format(face_id)) >= 2
+        starts = dict((e["track_id"], e["frame_time"]) for e in sub.events() if e["type"] == "new")
+        later = [e for e in sub.events() if starts.get(e["track_id"], 0) > since]
+        assert later and all(e["identity"] is None and e.get("unknown_id") == other_id for e in later), later
+        state = sub.wait_json(ROOT + "/unknowns/state", lambda s: s["ignored"] == 1)
+        assert face_id not in [i["unknown_id"] for i in state["recent"]]
+    finally:
+        daemon.stop()
+        sub.close()
+        daemon.cleanup()
