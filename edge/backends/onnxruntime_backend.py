@@ -6,6 +6,7 @@ import numpy as np
 
 from edge.backends.base import Backend
 from edge.errors import BackendError, ModelError
+from edge.models.cpu_graph import for_cpu
 
 
 def _default_threads():
@@ -28,7 +29,7 @@ class OnnxRuntimeBackend(Backend):
         # spin steal them from the other session (measured 52 -> 37 ms per 640x480 frame, 2 faces).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(path, sess_options=options,
+            self._session = ort.InferenceSession(for_cpu(path) or path, sess_options=options,
                                                  providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own opaque types
             raise ModelError("cannot load model {}: {}; the file is damaged, truncated or not ONNX: run "
