@@ -6,7 +6,6 @@ import stat
 
 from tests.broker import Subscriber
 from tests.faults import Daemon, wait_until
-from tests.media import photo_video
 from tests.support.daemon import write_config
 
 ROOT = "fe/testcam"
@@ -219,7 +218,52 @@ def test_an_ignored_face_makes_no_more_events(tmp_path, facedata, model_dir, bro
         assert later and all(e["identity"] is None and e.get("unknown_id") == other_id for e in later), later
         state = sub.wait_json(ROOT + "/unknowns/state", lambda s: s["ignored"] == 1)
         assert face_id not in [i["unknown_id"] for i in state["recent"]]
+        # recognize knows the kept strangers: by their unknown id, and the ignored one as such
+        from edge.demo_media import side_by_side
+        from edge.imageio import read_image
+        picture = side_by_side([read_image(lfw(facedata, ignored, 2)), read_image(lfw(facedata, other, 1))])
+        answer = command(sub, {"request_id": "rec-3", "action": "recognize", "images": [image_b64(picture)]})
+        faces = sorted(answer["result"]["images"][0]["faces"], key=lambda f: f["bbox"][0])
+        assert [(f["identity"], f["unknown_id"], f["ignored"]) for f in faces] == \
+            [(None, face_id, True), (None, other_id, False)], faces
     finally:
         daemon.stop()
         sub.close()
         daemon.cleanup()
+
+
+def test_the_loop_does_not_wait_for_a_busy_gallery(tmp_path, facedata, pipeline):
+    """The unknowns' tables are in the gallery file: while another thread holds the gallery (an
+    enrollment committing), frames go on and events go out without a new id; the track's end,
+    once the gallery is free, carries it."""
+    import threading
+    from edge.gallery import Gallery
+    from tests.support.daemon import RecordingPublisher, make_service, service_config
+    from edge.demo_media import write_video
+    from edge.imageio import read_image
+    video = str(tmp_path / "v.avi")
+    write_video(video, [(None, 1.0), (read_image(lfw(facedata, OTHER, 0)), 3.0), (None, 1.5)])
+    gallery = Gallery(str(tmp_path / "gallery.db"))
+    publisher = RecordingPublisher()
+    service = make_service(service_config([{"name": "door", "source": video, "type": "file"}]), pipeline, gallery,
+                           publisher, once=True)
+    held = {}
+
+    def hold():
+        wait_until(lambda: service.counters.processed > 0, 120, "frames")     # the empty scene
+        with gallery._lock:
+            start = service.counters.processed
+            wait_until(lambda: publisher.events and service.counters.processed >= start + 10, 120, "an event")
+            held["events"] = list(publisher.events)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        service.run()
+    finally:
+        holder.join()
+        gallery.close()
+    assert [e["type"] for e in held["events"]] == ["new"] and held["events"][0]["unknown_id"] is None
+    ends = [e for e in publisher.events if e["type"] == "end"]
+    assert len(ends) == 1 and ends[0]["unknown_id"] == "u-1", publisher.events
+    assert any(json.loads(payload)["unknowns"] == 1 for topic, payload, _ in publisher.raw
+               if topic == "test/unknowns/state")

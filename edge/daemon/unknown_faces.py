@@ -80,7 +80,13 @@ class UnknownFaces(object):
     def _one(self, event, held):
         # type: (Event, bool) -> Optional[Event]
         if event.type == "end":
-            verdict = self.tracks.verdict(event.track_id)
+            before = self.tracks.verdict(event.track_id)
+            if before.ignored:
+                return None     # none of its events went out
+            if held and event.identity is None and before.unknown_id is None:
+                # the gallery was busy at its earlier events: kept now
+                self.tracks.announce(event.track_id, event.camera, None, event.similarity, event.frame_time)
+            verdict = self.tracks.verdict(event.track_id)._replace(ignored=False)
             if held:
                 self.tracks.ended(event.track_id, event.frame_time)
             else:

@@ -9,6 +9,7 @@ class RecordingPublisher(object):
 
     def __init__(self):
         self.events, self.stats, self.responses, self.health = [], [], [], []
+        self.raw = []         # (topic, payload, retain): unknowns/state and the like
         self.started = self.stopped = False
 
     def start(self):
@@ -29,6 +30,15 @@ class RecordingPublisher(object):
 
     def publish_response(self, payload):
         self.responses.append(payload)
+
+    def publish_raw(self, topic, payload, retain=False, qos=1):
+        self.raw.append((topic, payload, retain))
+
+    def topic(self, suffix):
+        return "test/" + suffix
+
+    def on_connected(self, hook):
+        pass
 
     def on_command(self, callback):
         self.callback = callback
@@ -69,7 +79,9 @@ def service_config(cameras, **sections):
 
 
 def make_service(config, pipeline, gallery, publisher=None, notifier=None, **kwargs):
-    """The service as `faceedge run` wires it, minus MQTT: recogniser, matcher updates, sinks."""
+    """The service as `faceedge run` wires it, minus MQTT: recogniser, matcher updates, sinks,
+    unknown identities (their commands are not routed here)."""
+    from edge.commands.daemon import open_unknowns
     from edge.daemon.matcher_updates import MatcherUpdates
     from edge.daemon.recognizer import FrameRecognizer, settings_from
     from edge.daemon.service import Service
@@ -78,8 +90,10 @@ def make_service(config, pipeline, gallery, publisher=None, notifier=None, **kwa
     matchers = MatcherUpdates(gallery, pipeline.recognizer_fingerprint, Matcher.from_gallery,
                               recognizer.settings.threshold)
     gallery.add_listener(matchers.changed)
-    return Service(config, recognizer, matchers, publisher or RecordingPublisher(),
-                   notifier or RecordingNotifier(), **kwargs)
+    publisher = publisher or RecordingPublisher()
+    if hasattr(publisher, "publish_raw"):
+        kwargs.setdefault("unknowns", open_unknowns(config, gallery, pipeline, recognizer, publisher, None)[0])
+    return Service(config, recognizer, matchers, publisher, notifier or RecordingNotifier(), **kwargs)
 
 
 def write_config(path, tmp_path, model_dir, gallery_path, port, cameras, prefix="fe", extra=None):
