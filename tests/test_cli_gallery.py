@@ -25,7 +25,7 @@ def test_enroll_then_identify(model_dir, known, facedata, tmp_path):
     assert records[1]["faces"][0]["identity"] == "obama"
     assert records[2]["faces"][0]["identity"] is None  # a stranger
     face = records[0]["faces"][0]
-    assert set(face) == {"bbox", "score", "identity", "similarity", "quality"}
+    assert set(face) == {"bbox", "score", "identity", "similarity", "quality", "unknown_id"}
     assert 0 < face["similarity"] <= 1 and face["quality"]["usable"]
 
 

@@ -191,7 +191,7 @@ def test_existing_gallery_gets_the_tables(tmp_path, pipeline, faces):
     assert gallery.integrity_check() == "ok"
 
 
-def test_the_cli_lists_names_ignores_and_forgets(tmp_path, pipeline, faces):
+def test_the_cli_lists_names_ignores_and_forgets(tmp_path, pipeline, faces, facedata, model_dir):
     from tests.cli import faceedge
     gallery, store, index, tracks = open_unknowns(tmp_path, pipeline)
     first = visit(tracks, "door-1", faces["Vicente_Fox"][:2], 10.0).unknown_id
@@ -216,3 +216,11 @@ def test_the_cli_lists_names_ignores_and_forgets(tmp_path, pipeline, faces):
     gallery = Gallery(str(tmp_path / "gallery.db"))
     assert [(p.name, p.samples) for p in gallery.list_people()] == [("Vicente", 2)]
     gallery.close()
+    # identify (the CLI's recognize) names a kept stranger by unknown id, at the same threshold
+    folder = os.path.join(facedata, "lfw-dev", "images", "Tom_Ridge")
+    photo = os.path.join(folder, sorted(os.listdir(folder))[3])
+    code, out, err = faceedge("identify", "--json", "--threshold", str(pipeline.threshold), "--model-dir", model_dir,
+                              "--no-flip", photo, *db)
+    assert code == 0, err
+    face = json.loads(out)["faces"][0]
+    assert face["identity"] is None and face["unknown_id"] == second, face

@@ -15,8 +15,9 @@ def register(subparsers):
         "identify", help="recognise the faces in photos against the gallery",
         description="One JSON object per image and line: {\"path\", \"faces\": [{\"bbox\", \"score\", "
                     "\"identity\" (name or null), \"similarity\", \"quality\": {\"score\", \"size\", \"blur\", "
-                    "\"yaw\", \"pitch\", \"roll\", \"usable\"}}], \"error\"}. Faces below the quality bar get "
-                    "identity null and similarity 0.")
+                    "\"yaw\", \"pitch\", \"roll\", \"usable\"}, \"unknown_id\"}], \"error\"}. Faces below the "
+                    "quality bar get identity null and similarity 0; a stranger the daemon kept gets its "
+                    "unknown_id (u-<n>), else null.")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--json", action="store_true", help="JSON lines (default: a readable line per face)")
     parser.add_argument("--threshold", type=float,
@@ -40,7 +41,22 @@ def _who(face):
     # a face below the quality bar was not compared with anyone: not the same as a stranger
     if not face["quality"]["usable"]:
         return "not recognised (quality {:.2f}, below the bar)".format(face["quality"]["score"])
-    return "{} ({:.2f})".format(face["identity"] or "unknown", face["similarity"])
+    return "{} ({:.2f})".format(face["identity"] or face["unknown_id"] or "unknown", face["similarity"])
+
+
+def _unknowns(gallery, pipeline, threshold):
+    """The strangers the daemon kept (edge/unknowns), matched at the same threshold; None without any."""
+    from edge.unknowns.index import UnknownIndex, default_matcher
+    from edge.unknowns.store import UnknownStore, has_unknowns
+    if not has_unknowns(gallery):
+        return None
+    return UnknownIndex(UnknownStore(gallery), pipeline.recognizer_fingerprint, default_matcher(threshold))
+
+
+def _unknown_id(index, face, match):
+    if index is None or face.embedding is None or (match is not None and match.identity is not None):
+        return None
+    return index.match_one(face.embedding).unknown_id
 
 
 def _annotated_path(args, path):
@@ -72,7 +88,9 @@ def run(args):
         print("warning: the gallery has samples but none for the active model {}; imported embeddings "
               "match only under the --fingerprint they were imported with".format(pipeline.recognizer_fingerprint[:12]),
               file=sys.stderr)
-    gallery.close()
+    unknowns = _unknowns(gallery, pipeline, rule.threshold)
+    if unknowns is None:
+        gallery.close()
     failed = 0
     for item, faces in map_images(args.images, pipeline.process):
         record = {"path": item.path, "faces": [], "error": item.error}
@@ -87,6 +105,7 @@ def run(args):
                     "identity": match.identity if match else None,
                     "similarity": round(match.similarity, 4) if match else 0.0,
                     "quality": _quality(face.quality),
+                    "unknown_id": _unknown_id(unknowns, face, match),
                 })
             if args.annotate:
                 _write_annotated(_annotated_path(args, item.path), item.image, faces, matches)
@@ -100,4 +119,6 @@ def run(args):
         else:
             for face in record["faces"]:
                 print("{}: {} at {}".format(item.path, _who(face), [int(v) for v in face["bbox"]]))
+    if unknowns is not None:
+        gallery.close()
     return 1 if failed else 0

@@ -77,6 +77,14 @@ def parse_label(value):
     return int(match.group(1))
 
 
+def has_unknowns(gallery):
+    # type: (object) -> bool
+    """Whether the gallery file has the unknowns' tables (a reader need not create them)."""
+    with gallery._lock:
+        return bool(gallery._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                        "name='unknown_crops'").fetchone())
+
+
 class UnknownStore(object):
     """The unknowns' tables in a Gallery's database. clock(): epoch seconds (tests control it)."""
 
