@@ -267,3 +267,23 @@ def test_the_loop_does_not_wait_for_a_busy_gallery(tmp_path, facedata, pipeline)
     assert len(ends) == 1 and ends[0]["unknown_id"] == "u-1", publisher.events
     assert any(json.loads(payload)["unknowns"] == 1 for topic, payload, _ in publisher.raw
                if topic == "test/unknowns/state")
+
+
+def test_disabled_keeps_no_stranger(tmp_path, facedata, pipeline):
+    from edge.demo_media import write_video
+    from edge.gallery import Gallery
+    from edge.imageio import read_image
+    from edge.unknowns.store import UnknownStore
+    from tests.support.daemon import make_service, service_config
+    video = str(tmp_path / "v.avi")
+    write_video(video, [(read_image(lfw(facedata, OTHER, 0)), 2.0), (None, 1.5)])
+    gallery = Gallery(str(tmp_path / "gallery.db"))
+    config = service_config([{"name": "door", "source": video, "type": "file"}], unknowns={"enabled": False})
+    service = make_service(config, pipeline, gallery, once=True)
+    try:
+        service.run()
+        events = service.publisher.events
+        assert [e["type"] for e in events] == ["new", "end"] and all(e["unknown_id"] is None for e in events)
+        assert UnknownStore(gallery).counts() == (0, 0, 0)
+    finally:
+        gallery.close()
