@@ -193,6 +193,7 @@ class RuleSource(object):
         self.false_match_rate = false_match_rate
         self.override = override or None
         self._cached = None     # (key, Rule)
+        self._logged = None     # what was last logged (the rule is logged when it changes)
         self._lock = threading.Lock()
 
     def configure(self, false_match_rate, override):
@@ -216,20 +217,23 @@ class RuleSource(object):
             self._cached = (key, rule)
         return rule
 
-    def matcher(self, gallery, fingerprint, _threshold=None, top_k=3):
-        """A matcher factory (gallery, fingerprint, threshold) -> Matcher at the rule in force; the
-        threshold argument is superseded by the rule (it already holds any override)."""
+    def matcher(self, gallery=None, top_k=3):
+        """(Matcher, Rule) for the gallery as it is now, at the rule in force for it."""
         from edge.matching import Matcher
+        gallery = gallery or self.gallery
         version = gallery.version
-        matrix = gallery.embeddings(fingerprint)
+        matrix = gallery.embeddings(self.fingerprint)
         rule = self.rule(matrix, version)
-        log.info("open-set rule: %s", describe(rule))
-        return Matcher(matrix.vectors, matrix.person_ids, matrix.names, matrix.negative, rule.threshold, top_k)
+        if self._logged != (version, rule.threshold, rule.source):
+            self._logged = (version, rule.threshold, rule.source)
+            log.info("open-set rule: %s", describe(rule))
+        return Matcher(matrix.vectors, matrix.person_ids, matrix.names, matrix.negative, rule.threshold, top_k), rule
 
-    def state(self):
-        # type: () -> dict
-        """For stats and gallery/state: the rule, and samples this model cannot use."""
-        data = self.rule().to_json()
+    def state(self, rule=None):
+        # type: (Optional[Rule]) -> dict
+        """For stats and gallery/state: the rule (default: for the gallery now), and samples this
+        model cannot use."""
+        data = (rule or self.rule()).to_json()
         data["model"] = self.fingerprint[:12]
         unusable = getattr(self.gallery, "unusable_samples", None)
         if callable(unusable):

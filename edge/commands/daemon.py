@@ -100,10 +100,10 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
     from edge.daemon.presence import Presence
     from edge.daemon.publisher import Publisher
     from edge.daemon.recognizer import FrameRecognizer, settings_from
+    from edge.daemon.reembed import Reembedder
     from edge.daemon.report_publisher import ReportPublisher
     from edge.daemon.service import Service
     from edge.gallery import Gallery
-    from edge.matching import Matcher
 
     notifier = notifier or Notifier.from_env()
     notifier.status("loading models")
@@ -116,15 +116,17 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
     settings = lambda: recognizer.settings      # replaced whole on SIGHUP, read by other threads
     gallery = Gallery(config.gallery.path)
     closing.insert(0, gallery.close)
-    matchers = MatcherUpdates(gallery, fingerprint, Matcher.from_gallery, settings().threshold)
+    rules = rule_source(config, gallery, pipeline)
+    matchers = MatcherUpdates(gallery, rules)
     gallery.add_listener(matchers.changed)
     publisher = Publisher(config)
 
     # what follows a gallery change (retained state, Home Assistant, report), and on each connect
     report = ReportPublisher(gallery, lambda payload: publisher.publish_raw(
-        publisher.topic("gallery/report"), payload, retain=True), lambda: settings().threshold,
+        publisher.topic("gallery/report"), payload, retain=True), lambda: rules.rule().threshold,
         config.gallery.report_target_far, config.gallery.report_on_change)
-    changes = GalleryChanges(gallery, publisher, Discovery(config, publisher.publish_raw), report)
+    changes = GalleryChanges(gallery, publisher, Discovery(config, publisher.publish_raw), report,
+                             recognition=rules.state)
     publisher.on_connected(changes.announce)
     presence = Presence(publisher.publish_presence, lambda: [p.name for p in gallery.list_people()])
     publisher.on_connected(presence.republish)
@@ -143,7 +145,8 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
     return Service(config, recognizer, matchers, publisher, notifier, commands=router,
                    capture_factory=capture_factory, once=once, max_seconds=max_seconds,
                    config_loader=(lambda: load_config(config_path)) if config_path else None,
-                   hooks=[live] + list(hooks or []), presence=presence, closing=closing, unknowns=unknowns)
+                   hooks=[live] + list(hooks or []), presence=presence, closing=closing, unknowns=unknowns,
+                   reembedder=Reembedder(gallery, pipeline, status=notifier.status))
 
 
 def open_unknowns(config, gallery, pipeline, recognizer, publisher, changes):
@@ -168,6 +171,15 @@ def open_unknowns(config, gallery, pipeline, recognizer, publisher, changes):
     context = Context(gallery, store, index, tracks, lambda: recognizer.matcher, fingerprint)
     return (UnknownFaces(tracks, recognizer, publish_state),
             UnknownActions(context, pipeline, config.limits, changes, publish_state))
+
+
+def rule_source(config, gallery, pipeline):
+    """The open-set rule for the active model over this gallery (edge/open_set.py):
+    recognition.false_match_rate, or recognition.threshold as a fixed override."""
+    from edge.open_set import RuleSource
+    rec = config.recognition
+    return RuleSource(gallery, pipeline.recognizer_fingerprint, bool(getattr(pipeline.recognizer, "flip", False)),
+                      pipeline.threshold, rec.false_match_rate, rec.threshold or None)
 
 
 def share_gallery(config, gallery, pipeline, publisher, matchers, changes, router):

@@ -9,23 +9,28 @@ log = logging.getLogger("faceedge.commands")
 
 
 class GalleryChanges(object):
-    def __init__(self, gallery, publisher=None, discovery=None, report=None, on_change=None):
-        # type: (object, object, object, object, Optional[Callable[[str, str], None]]) -> None
+    def __init__(self, gallery, publisher=None, discovery=None, report=None, on_change=None, recognition=None):
+        # type: (object, object, object, object, Optional[Callable[[str, str], None]], Optional[Callable[[], dict]]) -> None
         """publisher: publish_state(payload); discovery: edge.daemon.discovery.Discovery;
         report: edge.daemon.report_publisher.ReportPublisher; on_change(action, name): any listener.
+        recognition() -> the open-set rule for this gallery (edge.open_set.RuleSource.state).
         Each is optional (a test, or a daemon without Home Assistant)."""
         self.gallery = gallery
         self.publisher = publisher
         self.discovery = discovery
         self.report = report
         self.on_change = on_change
+        self.recognition = recognition
 
     def state_json(self):
         # type: () -> str
         s = self.gallery.summary()
-        return json.dumps({"people": s.people, "samples": s.samples, "negatives": s.negatives,
-                           "version": s.version, "fingerprints": list(s.fingerprints),
-                           "names": [p.name for p in self.gallery.list_people()]}, sort_keys=True)
+        state = {"people": s.people, "samples": s.samples, "negatives": s.negatives,
+                 "version": s.version, "fingerprints": list(s.fingerprints),
+                 "names": [p.name for p in self.gallery.list_people()]}
+        if self.recognition is not None:
+            state["recognition"] = self.recognition()
+        return json.dumps(state, sort_keys=True)
 
     def announce(self):
         # type: () -> None

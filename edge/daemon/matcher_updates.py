@@ -5,11 +5,15 @@ a change by another process (the `faceedge gallery` CLI on the same file) is see
 the version every POLL_S, on this thread too. The loop only takes the newest matcher
 (`take`, a reference swap): it never reads SQLite nor waits for the gallery's lock, so an
 enrollment that holds the gallery for seconds does not delay frames.
+
+The threshold is the open-set rule's (edge.open_set.RuleSource): derived again from
+recognition.false_match_rate, the model and the number of enrolled people for every gallery
+version, so each new matcher carries the threshold for the gallery it was built from.
 """
 import logging
 import threading
 import time
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 log = logging.getLogger("faceedge.matcher")
 
@@ -19,19 +23,20 @@ Built = NamedTuple("Built", [
     ("matcher", object),     # edge.matching.Matcher
     ("version", int),        # the gallery version it was built from
     ("summary", object),     # edge.gallery.store.Summary at that version (for stats)
+    ("rule", object),        # edge.open_set.Rule the matcher's threshold came from
+    ("recognition", dict),   # RuleSource.state(rule) at that version (for stats)
 ])
 
 
 class MatcherUpdates(object):
-    def __init__(self, gallery, fingerprint, factory, threshold, poll_s=POLL_S):
-        # type: (object, str, Callable[[object, str, float], object], float, float) -> None
-        """factory(gallery, fingerprint, threshold) -> a matcher (edge.matching.Matcher.from_gallery)."""
+    def __init__(self, gallery, rules, poll_s=POLL_S):
+        # type: (object, object, float) -> None
+        """rules: edge.open_set.RuleSource for the active model over this gallery."""
         self.gallery = gallery
-        self.fingerprint = fingerprint
-        self.factory = factory
+        self.rules = rules
+        self.fingerprint = rules.fingerprint
         self.poll_s = poll_s
-        self._threshold = threshold
-        self._lock = threading.Lock()       # guards _fresh/_threshold only: never held while building
+        self._lock = threading.Lock()       # guards _fresh only: never held while building
         self._fresh = None                  # type: Optional[Built]
         self.latest = None                  # type: Optional[Built]
         self._wanted = threading.Event()
@@ -52,11 +57,11 @@ class MatcherUpdates(object):
         """The gallery changed (any thread): rebuild soon."""
         self._wanted.set()
 
-    def rebuild(self, threshold):
-        # type: (float) -> None
-        """A new threshold (reload): rebuild even if the gallery did not change."""
-        with self._lock:
-            self._threshold = threshold
+    def rebuild(self, false_match_rate, override=None):
+        # type: (float, Optional[float]) -> None
+        """New settings (reload): recognition.false_match_rate and recognition.threshold (the
+        override, 0/None: derive); rebuild even if the gallery did not change."""
+        self.rules.configure(false_match_rate, override)
         self._wanted.set()
 
     def take(self):
@@ -90,12 +95,10 @@ class MatcherUpdates(object):
 
     def _build(self):
         # type: () -> Built
-        with self._lock:
-            threshold = self._threshold
         # summary first: a change landing in between makes the version differ, and the next poll rebuilds
         summary = self.gallery.summary()
-        matcher = self.factory(self.gallery, self.fingerprint, threshold)
-        built = Built(matcher, summary.version, summary)
+        matcher, rule = self.rules.matcher(self.gallery)
+        built = Built(matcher, summary.version, summary, rule, self.rules.state(rule))
         self.latest = built
-        log.info("matcher loaded (gallery version %s, threshold %.3f)", summary.version, threshold)
+        log.info("matcher loaded (gallery version %s, threshold %.4f)", summary.version, rule.threshold)
         return built

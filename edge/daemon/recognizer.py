@@ -20,7 +20,7 @@ SNAPSHOT_MARGIN = 0.25
 REFRESH_EVERY = 5      # frames between re-embeddings of a confidently decided track
 
 Settings = NamedTuple("Settings", [
-    ("threshold", float),          # open-set threshold of the matcher and the decisions
+    ("threshold", float),          # open-set threshold of the matcher in use and the decisions
     ("min_quality", float),
     ("track_iou", float),
     ("track_timeout_s", float),
@@ -66,8 +66,12 @@ class FrameRecognizer(object):
 
     def use_matcher(self, matcher, version=-1):
         # type: (object, int) -> None
+        """A new matcher; its threshold (the open-set rule for its gallery) becomes the decisions'."""
         self.matcher = matcher
         self.matcher_version = version
+        threshold = getattr(matcher, "threshold", None)
+        if threshold is not None and float(threshold) != self.settings.threshold:
+            self.settings = self.settings._replace(threshold=float(threshold))
 
     def redecide(self, track_id, faces):
         # type: (str, list) -> Optional[Event]

@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Dict, List, Optional
 
+from edge.daemon import service_stats
 from edge.daemon.camera import Camera
 from edge.daemon.health import Health
 from edge.daemon.hires import HiresCutter, main_stream_spec
@@ -41,14 +42,17 @@ def _call_hook(method, *args):
 
 class Service(object):
     def __init__(self, config, recognizer, matchers, publisher, notifier, commands=None, capture_factory=None,
-                 once=False, max_seconds=0.0, config_loader=None, hooks=None, presence=None, closing=(), unknowns=None):
+                 once=False, max_seconds=0.0, config_loader=None, hooks=None, presence=None, closing=(), unknowns=None,
+                 reembedder=None):
         """recognizer: FrameRecognizer; matchers: MatcherUpdates (the gallery's matcher, rebuilt
         off this thread); commands: the CommandRouter answering MQTT commands on its own thread;
         config_loader() -> a fresh Config on SIGHUP (None: keep the settings); hooks:
         edge.daemon.hooks.FrameHook objects given every processed frame; presence:
         edge.daemon.presence.Presence, told of every event; closing: callables run last at
         shutdown (closing the gallery and the models); unknowns: edge.daemon.unknown_faces.UnknownFaces,
-        which sees every event before it is published (unknown ids, ignored faces)."""
+        which sees every event before it is published (unknown ids, ignored faces); reembedder:
+        edge.daemon.reembed.Reembedder, started with the loop (kept crops lacking this model's
+        embeddings, in the background)."""
         self.config = config
         self.recognizer = recognizer
         self.matchers = matchers
@@ -63,6 +67,7 @@ class Service(object):
         self.hooks = list(hooks or [])
         self.presence = presence
         self.unknowns = unknowns
+        self.reembedder = reembedder
         self.counters = LoopStats()
         self.stranded = 0       # capture threads left inside OpenCV at stop
         self._stop = threading.Event()
@@ -96,6 +101,8 @@ class Service(object):
         started = time.monotonic()
         first = self.matchers.start()
         self.recognizer.use_matcher(first.matcher, first.version)
+        if self.reembedder is not None:
+            self.reembedder.start()
         self.publisher.start()
         if self.commands is not None:
             self.commands.start(self.publisher.publish_response)
@@ -124,7 +131,7 @@ class Service(object):
             if not ready and (not self.cameras or any(c.opened_once.is_set() for c in self.cameras)):
                 ready = True
                 self.notifier.ready()
-                self.notifier.status(self._status_line())
+                self.notifier.status(service_stats.status_line(self))
                 log.info("ready: %d camera(s), backend %s", len(self.cameras), self.recognizer.pipeline.backend_name)
             if self._reload.is_set():
                 self._reload.clear()
@@ -174,6 +181,8 @@ class Service(object):
         self._publish_all(self.recognizer.end_all())
         for hook in self.hooks:
             _call_hook(hook.close)
+        if self.reembedder is not None:
+            self.reembedder.stop()      # between batches: what is committed stays
         self.matchers.stop()
         self._publish_stats(started, status=False)
         if self.commands is not None:
@@ -191,10 +200,15 @@ class Service(object):
         if self.config_loader is not None:
             try:
                 self.config = self.config_loader()
-                self.recognizer.configure(settings_from(self.config, self.recognizer.pipeline.threshold))
+                # the threshold stays the matcher's until the rebuilt one (new rule) is taken
+                self.recognizer.configure(settings_from(self.config, self.recognizer.pipeline.threshold)._replace(
+                    threshold=self.settings.threshold))
             except Exception as exc:     # keep running with the old settings
                 log.error("config reload failed, keeping the old settings: %s", exc)
-        self.matchers.rebuild(self.settings.threshold)
+        rec = self.config.recognition
+        self.matchers.rebuild(rec.false_match_rate, rec.threshold or None)
+        if self.reembedder is not None and not self.reembedder.running():
+            self.reembedder.start()     # crops added meanwhile by another process without this model
 
     # ---- per frame --------------------------------------------------------------------------
     def _process(self, frame):
@@ -242,27 +256,7 @@ class Service(object):
 
     # ---- stats ------------------------------------------------------------------------------
     def stats(self, started):
-        cameras = {}
-        for camera in self.cameras:
-            s = camera.stats()
-            cameras[camera.name] = {"state": s.state, "fps": s.fps, "frames": s.frames, "dropped": s.dropped,
-                                    "reconnects": s.reconnects, "error": s.last_error or None,
-                                    "backend": s.backend or None, "decoder": s.decoder or None}
-            if camera.name in self.hires:
-                cameras[camera.name]["hires"] = self.hires[camera.name].stats()
-        latest = self.matchers.latest      # the summary of the gallery the matcher was built from
-        pipeline = self.recognizer.pipeline
-        body = {"device_id": self.config.device_id, "uptime_s": round(time.monotonic() - started, 1),
-                "backend": pipeline.backend_name, "precision": pipeline.precision,
-                "tracks": self.recognizer.track_count(), "cameras": cameras,
-                "gallery": latest.summary._asdict() if latest is not None else None}
-        body.update(self.counters.summary())
-        return body
-
-    def _status_line(self):
-        open_count = sum(1 for c in self.cameras if c.state == "open")
-        return "{}/{} cameras, {:.1f} fps, {} events".format(open_count, len(self.cameras),
-                                                          self.counters.fps(), self.counters.events)
+        return service_stats.stats(self, started)
 
     def _publish_stats(self, started, status=True):
         try:
@@ -273,6 +267,6 @@ class Service(object):
                 self.publisher.publish_health(health)
             self.publisher.publish_stats(body)
             if status:
-                self.notifier.status(self._status_line())
+                self.notifier.status(service_stats.status_line(self))
         except Exception as exc:
             log.error("publishing stats failed: %s", exc)

@@ -81,14 +81,12 @@ def service_config(cameras, **sections):
 def make_service(config, pipeline, gallery, publisher=None, notifier=None, **kwargs):
     """The service as `faceedge run` wires it, minus MQTT: recogniser, matcher updates, sinks,
     unknown identities (their commands are not routed here)."""
-    from edge.commands.daemon import open_unknowns
+    from edge.commands.daemon import open_unknowns, rule_source
     from edge.daemon.matcher_updates import MatcherUpdates
     from edge.daemon.recognizer import FrameRecognizer, settings_from
     from edge.daemon.service import Service
-    from edge.matching import Matcher
     recognizer = FrameRecognizer(pipeline, settings_from(config, pipeline.threshold))
-    matchers = MatcherUpdates(gallery, pipeline.recognizer_fingerprint, Matcher.from_gallery,
-                              recognizer.settings.threshold)
+    matchers = MatcherUpdates(gallery, rule_source(config, gallery, pipeline))
     gallery.add_listener(matchers.changed)
     publisher = publisher or RecordingPublisher()
     if hasattr(publisher, "publish_raw"):
