@@ -114,3 +114,16 @@ def test_eval_identify_reports_the_rule_and_the_rates(model_dir, facedata, tmp_p
     assert [s["enrolled"] for s in report["smaller_galleries"]] == [10, 100]
     code, text, err = faceedge("eval", "identify", "--root", root, "--threshold", "0.99", "--model-dir", model_dir)
     assert code == 0 and "override" in text and "strangers matched 0.00%" in text
+
+
+def test_eval_identify_people_enrolls_a_seeded_random_subset(model_dir, facedata, tmp_path):
+    root = _small_set(facedata, tmp_path)
+    args = ("eval", "identify", "--root", root, "--json", "--model-dir", model_dir, "--people", "5")
+    runs = [json.loads(faceedge(*(args + ("--seed", seed)))[1]) for seed in ("1", "1", "2")]
+    assert runs[0]["enrolled"] == 5 and runs[0]["rule"]["people"] == 5 and runs[0]["seed"] == 1
+    # the 7 multi-photo people left out are strangers now, with all their photos
+    assert runs[0]["stranger_probes"] > 12 + 7
+    assert runs[0]["at_rule"] == runs[1]["at_rule"] and runs[0]["genuine_probes"] == runs[1]["genuine_probes"]
+    assert runs[2]["seed"] == 2
+    code, _, err = faceedge(*(args[:-1] + ("0",)))
+    assert code != 0 and "--people" in err

@@ -26,6 +26,9 @@ def register_identify(sub):
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--pairs", help="LFW pairs.txt: with --fold, only the people of that fold are used")
     parser.add_argument("--fold", type=int, help="1-based fold of --pairs")
+    parser.add_argument("--people", type=int, metavar="N",
+                        help="enroll N random people with >= 2 photos instead of all (the others are strangers)")
+    parser.add_argument("--seed", type=int, default=12, help="seed of the random galleries (default: %(default)s)")
     _rule_options(parser)
     parser.set_defaults(func=run_identify)
     imp = sub.add_parser(
@@ -115,7 +118,9 @@ def run_identify(args):
                       lambda far: model_report(vectors, np.arange(len(names)), names, target_far=far)[0],
                       pipeline.threshold)
 
-    report = identify.evaluate(people, embeddings, rule_for)
+    if args.people is not None and args.people < 1:
+        raise FaceEdgeError("--people must be at least 1")
+    report = identify.evaluate(people, embeddings, rule_for, enroll=args.people, seed=args.seed)
     report.update(profile=args.profile, flip=flip, model=pipeline.recognizer_fingerprint[:12], data=described)
     if args.json:
         print(json.dumps(report))

@@ -4,6 +4,8 @@ import os
 import signal
 import sys
 
+from edge.daemon.reembed import Reembedder     # light (threads only): the lazy imports are the heavy ones
+
 log = logging.getLogger("faceedge.daemon")
 
 FLIP = {"auto": None, "yes": True, "no": False}     # recognition.flip -> open_pipeline(flip=)
@@ -100,7 +102,6 @@ def build_service(config, config_path=None, once=False, max_seconds=0.0, notifie
     from edge.daemon.presence import Presence
     from edge.daemon.publisher import Publisher
     from edge.daemon.recognizer import FrameRecognizer, settings_from
-    from edge.daemon.reembed import Reembedder
     from edge.daemon.report_publisher import ReportPublisher
     from edge.daemon.service import Service
     from edge.gallery import Gallery

@@ -131,11 +131,14 @@ def subsets(people, size, draws, seed=12):
     return [[multi[i] for i in sorted(rng.choice(len(multi), size, replace=False))] for _ in range(draws)]
 
 
-def evaluate(people, embeddings, rule_for, sizes=((10, 20), (100, 5))):
-    # type: (Sequence[Tuple[str, List[str]]], Dict[str, Optional[np.ndarray]], Callable[[List[str], np.ndarray], object], Sequence[Tuple[int, int]]) -> dict
+def evaluate(people, embeddings, rule_for, sizes=((10, 20), (100, 5)), enroll=None, seed=12):
+    # type: (Sequence[Tuple[str, List[str]]], Dict[str, Optional[np.ndarray]], Callable[[List[str], np.ndarray], object], Sequence[Tuple[int, int]], Optional[int], int) -> dict
     """The whole report. rule_for(people, vectors) -> the rule in force (edge.open_set.Rule) for
-    that gallery; sizes: (people enrolled, random draws) for the smaller galleries."""
-    full = score(protocol(people), embeddings)
+    that gallery; sizes: (people enrolled, random draws) for the smaller galleries; enroll: that
+    many random multi-photo people in the main gallery instead of all (the rest are strangers);
+    seed: of every random draw."""
+    chosen = subsets(people, enroll, 1, seed)[0] if enroll else None
+    full = score(protocol(people, chosen), embeddings)
     rule = rule_for(full.people, full.gallery)
     report = summary(full)
     report["rule"] = rule.to_json()
@@ -143,16 +146,17 @@ def evaluate(people, embeddings, rule_for, sizes=((10, 20), (100, 5))):
     for name, fpir in (("at_fpir_1e-2", 1e-2), ("at_fpir_1e-3", 1e-3)):
         t = threshold_at_fpir(full.stranger_best, fpir)
         report[name] = rates(full, t) if t is not None else None
-    report["smaller_galleries"] = [_subset_report(people, embeddings, rule_for, size, draws)
+    report["smaller_galleries"] = [_subset_report(people, embeddings, rule_for, size, draws, seed)
                                    for size, draws in sizes]
+    report["seed"] = seed
     return report
 
 
-def _subset_report(people, embeddings, rule_for, size, draws):
+def _subset_report(people, embeddings, rule_for, size, draws, seed):
     accepted = strangers = identified = genuine = 0
     thresholds = []
     worst = 0.0
-    for chosen in subsets(people, size, draws):
+    for chosen in subsets(people, size, draws, seed):
         scores = score(protocol(people, chosen), embeddings)
         rule = rule_for(scores.people, scores.gallery)
         thresholds.append(rule.threshold)
