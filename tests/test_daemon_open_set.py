@@ -33,6 +33,8 @@ def test_enrolled_with_default_recognised_by_a_daemon_on_arcface_mbf(tmp_path, f
     gallery = Gallery(str(tmp_path / "gallery.db"))
     face = largest_face(pipeline.process(read_image(known(facedata, "obama.jpg"))))
     gallery.enroll("obama", [Sample(face.crop, face.embedding, "obama.jpg")], pipeline.recognizer_fingerprint)
+    # imported as an embedding of the old model without its crop (a seed file): cannot be re-embedded
+    gallery.enroll("seeded", [Sample(None, face.embedding, "import")], pipeline.recognizer_fingerprint)
     gallery.close()
     video = photo_video(str(tmp_path / "v.avi"), [known(facedata, "obama2.jpg")], seconds=2.0, blank_s=1.0)
     daemon, sub = _start(tmp_path, model_dir, broker, video, profile="arcface-mbf")
@@ -41,8 +43,12 @@ def test_enrolled_with_default_recognised_by_a_daemon_on_arcface_mbf(tmp_path, f
         stats = last_stats(sub, lambda s: s["recognition"]["people"] == 1, limit=120)
         assert stats["recognition"]["reembed"]["done"] == 1 and stats["recognition"]["reembed"]["pending"] == 0
         assert stats["recognition"]["model"] != pipeline.recognizer_fingerprint[:12]
-        assert stats["recognition"]["not_usable"]["samples"] == 0
+        assert stats["recognition"]["not_usable"]["samples"] == 1
+        assert stats["recognition"]["not_usable"]["people"] == ["seeded"]
+        state = json.loads(sub.payloads("fe/testcam/gallery/state")[-1])
+        assert state["recognition"]["not_usable"]["people"] == ["seeded"]
         assert "re-embedding face crops for model" in daemon.log()
+        daemon.wait_notify("STATUS=re-embedding face crops for model")
     finally:
         daemon.stop()
         daemon.cleanup()

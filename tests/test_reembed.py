@@ -68,3 +68,17 @@ def test_imported_embeddings_of_another_model_are_reported_not_usable(tmp_path):
         assert state["people"] == 0 and state["model"] == "a" * 12
         own = RuleSource(gallery, "f" * 64, model_default=0.4).state()
         assert own["not_usable"]["samples"] == 0 and own["people"] == 2
+
+
+def test_a_second_run_counts_on_from_the_first(tmp_path, pipeline):
+    """After SIGHUP the daemon starts the re-embedder again: stats' done/pending stay right."""
+    crop = np.zeros((112, 112, 3), np.uint8)
+    with Gallery(str(tmp_path / "g.db")) as gallery:
+        gallery.enroll("a", [Sample(crop, np.ones(8, np.float32) / 8 ** 0.5, "a")], "f" * 64)
+        runner = Reembedder(gallery, pipeline)
+        assert runner.start() and runner.wait(120)
+        assert runner.state() == {"pending": 0, "done": 1, "running": False, "error": None}
+        gallery.enroll("b", [Sample(crop, np.ones(8, np.float32) / 8 ** 0.5, "b")], "f" * 64)
+        assert runner.start() and runner.wait(120)
+        assert runner.state() == {"pending": 0, "done": 2, "running": False, "error": None}
+        assert runner.total == 2      # the progress line says 2/2, not 2/1 (pending was short midway)

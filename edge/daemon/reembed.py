@@ -36,11 +36,12 @@ class Reembedder(object):
     def start(self):
         # type: () -> bool
         """Starts the background run when crops lack embeddings; False when nothing is missing."""
-        self.total = len(self.gallery.missing_embeddings(self.fingerprint))
-        if not self.total:
+        missing = len(self.gallery.missing_embeddings(self.fingerprint))
+        self.total = self.done + missing      # done and total count since start, over every run
+        if not missing:
             return False
         log.info("model %s: %d kept face crops have no embedding yet; embedding them in the background "
-                 "(people are recognised as they are done)", self.fingerprint[:12], self.total)
+                 "(people are recognised as they are done)", self.fingerprint[:12], missing)
         self._thread = threading.Thread(target=self._run, name="reembed")
         self._thread.daemon = True
         self._thread.start()
