@@ -57,12 +57,13 @@ def test_rewritten_recognizer_gives_the_same_embeddings_of_real_faces(family, fi
     assert _sha(path) == before          # the file, its sha256 and the fingerprint stay
 
 
-def _prelu_model(slope):
+def _prelu_model(slope, dtype=np.float32):
     from onnx import TensorProto, helper, numpy_helper
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])
+    kind = TensorProto.FLOAT16 if dtype == np.float16 else TensorProto.FLOAT
+    x = helper.make_tensor_value_info("x", kind, [1, 3, 4, 4])
+    y = helper.make_tensor_value_info("y", kind, [1, 3, 4, 4])
     graph = helper.make_graph([helper.make_node("PRelu", ["x", "s"], ["y"])], "g", [x], [y],
-                              [numpy_helper.from_array(np.asarray(slope, np.float32), "s")])
+                              [numpy_helper.from_array(np.asarray(slope, dtype), "s")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
@@ -76,6 +77,20 @@ def test_per_channel_prelu_of_any_sign_is_exact(slope, tmp_path):
     want = np.where(x > 0, x, x * np.asarray(slope, np.float32).reshape(1, 3, 1, 1))
     got = ort.InferenceSession(for_cpu(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     assert np.allclose(got, want, atol=1e-6)
+
+
+def test_a_float16_model_keeps_its_type(tmp_path):
+    """`models convert --to fp16` output: the inserted parameters are float16 too, or ONNX
+    Runtime refuses the graph (BatchNormalization bound to float16 and float)."""
+    import onnx
+    import onnxruntime as ort
+    path = str(tmp_path / "m16.onnx")
+    slope = [0.25, -0.5, 1.5]
+    onnx.save(_prelu_model(slope, np.float16), path)
+    x = np.random.RandomState(0).randn(1, 3, 4, 4).astype(np.float16)
+    want = np.where(x > 0, x, x * np.asarray(slope, np.float16).reshape(1, 3, 1, 1))
+    got = ort.InferenceSession(for_cpu(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert got.dtype == np.float16 and np.allclose(got, want, atol=2e-3)
 
 
 def test_models_it_must_not_change_are_loaded_as_they_are(tmp_path, model_dir):

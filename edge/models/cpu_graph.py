@@ -13,6 +13,7 @@ from typing import Optional
 log = logging.getLogger("faceedge.models")
 
 MIN_OPSET = 9       # BatchNormalization with X, scale, B, mean, var and epsilon
+FLOATS = ("float16", "float32", "float64")
 
 
 def _per_channel(array):
@@ -32,15 +33,17 @@ def rewrite_prelu(model):
     nodes, done = [], 0
     for index, node in enumerate(graph.node):
         slope = slopes.get(node.input[1]) if node.op_type == "PRelu" and len(node.input) == 2 else None
-        values = numpy_helper.to_array(slope).astype(np.float32) if slope is not None else None
-        if values is None or not _per_channel(values):
+        values = numpy_helper.to_array(slope) if slope is not None else None
+        if values is None or values.dtype not in FLOATS or not _per_channel(values):
             nodes.append(node)
             continue
-        values = values.reshape(-1)
+        # BatchNormalization's parameters share x's type (float16 models too); x's type is the slope's
+        dtype, values = values.dtype, values.reshape(-1).astype(np.float32)
         key, x, y = "faceedge_prelu_{}".format(index), node.input[0], node.output[0]
 
         def const(suffix, array):
-            graph.initializer.append(numpy_helper.from_array(np.asarray(array, np.float32), key + suffix))
+            data = np.asarray(array, np.float32).astype(dtype)
+            graph.initializer.append(numpy_helper.from_array(data, key + suffix))
             return key + suffix
 
         zeros, ones = const("_zero", np.zeros_like(values)), const("_one", np.ones_like(values))
