@@ -232,18 +232,15 @@ def test_an_ignored_face_makes_no_more_events(tmp_path, facedata, model_dir, bro
         daemon.cleanup()
 
 
-def test_the_loop_does_not_wait_for_a_busy_gallery(tmp_path, facedata, pipeline):
-    """The unknowns' tables are in the gallery file: while another thread holds the gallery (an
-    enrollment committing), frames go on and events go out without a new id; the track's end,
-    once the gallery is free, carries it."""
+def run_holding_the_gallery(tmp_path, facedata, pipeline, gallery, photo):
+    """The service on one visit of photo (after 1 s of empty scene) while another thread holds the
+    gallery from the empty scene until 10 frames after the first event: (events then, all events)."""
     import threading
-    from edge.gallery import Gallery
-    from tests.support.daemon import RecordingPublisher, make_service, service_config
     from edge.demo_media import write_video
     from edge.imageio import read_image
+    from tests.support.daemon import RecordingPublisher, make_service, service_config
     video = str(tmp_path / "v.avi")
-    write_video(video, [(None, 1.0), (read_image(lfw(facedata, OTHER, 0)), 3.0), (None, 1.5)])
-    gallery = Gallery(str(tmp_path / "gallery.db"))
+    write_video(video, [(None, 1.0), (read_image(photo), 3.0), (None, 1.5)])
     publisher = RecordingPublisher()
     service = make_service(service_config([{"name": "door", "source": video, "type": "file"}]), pipeline, gallery,
                            publisher, once=True)
@@ -261,12 +258,46 @@ def test_the_loop_does_not_wait_for_a_busy_gallery(tmp_path, facedata, pipeline)
         service.run()
     finally:
         holder.join()
+    return held["events"], publisher
+
+
+def test_the_loop_does_not_wait_for_a_busy_gallery(tmp_path, facedata, pipeline):
+    """The unknowns' tables are in the gallery file: while another thread holds the gallery (an
+    enrollment committing), frames go on and events go out without a new id; the track's end,
+    once the gallery is free, carries it."""
+    from edge.gallery import Gallery
+    gallery = Gallery(str(tmp_path / "gallery.db"))
+    try:
+        held, publisher = run_holding_the_gallery(tmp_path, facedata, pipeline, gallery, lfw(facedata, OTHER, 0))
+    finally:
         gallery.close()
-    assert [e["type"] for e in held["events"]] == ["new"] and held["events"][0]["unknown_id"] is None
+    assert [e["type"] for e in held] == ["new"] and held[0]["unknown_id"] is None
     ends = [e for e in publisher.events if e["type"] == "end"]
     assert len(ends) == 1 and ends[0]["unknown_id"] == "u-1", publisher.events
     assert any(json.loads(payload)["unknowns"] == 1 for topic, payload, _ in publisher.raw
                if topic == "test/unknowns/state")
+
+
+def test_an_ignored_face_seen_while_the_gallery_was_busy_still_ends(tmp_path, facedata, pipeline):
+    """Its `new` went out before it could be known as ignored: its `end` follows (presence stays
+    right), nothing else."""
+    from edge.gallery import Gallery
+    from edge.imageio import read_image
+    from edge.pipeline import largest_face
+    from edge.unknowns.store import KeptFace, UnknownStore
+    gallery = Gallery(str(tmp_path / "gallery.db"))
+    try:
+        face = largest_face(pipeline.process(read_image(lfw(facedata, OTHER, 1))))
+        store = UnknownStore(gallery)
+        unknown_id, _ = store.save_track(None, "door-0", "door", 1.0, [KeptFace(face.crop, face.embedding, 0.9)],
+                                         pipeline.recognizer_fingerprint)
+        store.ignore(unknown_id)
+        held, publisher = run_holding_the_gallery(tmp_path, facedata, pipeline, gallery, lfw(facedata, OTHER, 0))
+        assert store.identity(unknown_id).tracks == 1       # the ignored face's visit was not kept
+    finally:
+        gallery.close()
+    assert [e["type"] for e in held] == ["new"]
+    assert [e["type"] for e in publisher.events] == ["new", "end"], publisher.events
 
 
 def test_disabled_keeps_no_stranger(tmp_path, facedata, pipeline):
@@ -287,3 +318,58 @@ def test_disabled_keeps_no_stranger(tmp_path, facedata, pipeline):
         assert UnknownStore(gallery).counts() == (0, 0, 0)
     finally:
         gallery.close()
+
+
+def test_a_track_found_ignored_after_its_first_event_keeps_its_events(tmp_path, facedata, pipeline):
+    """Its `new` went out while the gallery was busy; once the face is known as ignored, its
+    `update` and `end` still go out (a dashboard saw it arrive and must see it leave)."""
+    import threading
+    from edge.daemon.events import ZERO_LATENCY, Event
+    from edge.daemon.recognizer import FrameRecognizer, FrameResult, settings_from
+    from edge.daemon.unknown_faces import UnknownFaces
+    from edge.gallery import Gallery
+    from edge.imageio import read_image
+    from edge.pipeline import largest_face
+    from edge.unknowns.index import UnknownIndex, rule_matcher
+    from edge.unknowns.store import KeptFace, UnknownStore
+    from edge.unknowns.tracks import UnknownTracks
+    from tests.support.daemon import service_config
+    faces = [largest_face(pipeline.process(read_image(lfw(facedata, OTHER, i)))) for i in range(3)]
+    gallery = Gallery(str(tmp_path / "gallery.db"))
+    try:
+        store = UnknownStore(gallery)
+        kept = [KeptFace(f.crop, f.embedding, 0.9) for f in faces[:2]]
+        ignored, _ = store.save_track(None, "door-0", "door", 1.0, kept, pipeline.recognizer_fingerprint)
+        store.ignore(ignored)
+        recognizer = FrameRecognizer(pipeline, settings_from(service_config([]), pipeline.threshold))
+        tracks = UnknownTracks(store, UnknownIndex(store, pipeline.recognizer_fingerprint,
+                                                   rule_matcher(lambda: pipeline.threshold)),
+                               pipeline.recognizer_fingerprint)
+        unknowns = UnknownFaces(tracks, recognizer)
+
+        def event(kind, n):
+            return Event(kind, "e{}".format(n), "door-1", "door", None, 0.1, (0.0, 0.0, 10.0, 10.0), 0.9, 10.0 + n,
+                         False, ZERO_LATENCY)
+        frame = ("door", FrameResult([faces[2]] * 3, [None] * 3, ["door-1"] * 3, [None] * 3, [], {}))
+        taken, release = threading.Event(), threading.Event()
+
+        def hold():
+            with gallery._lock:
+                taken.set()
+                release.wait(60)
+        holder = threading.Thread(target=hold)
+        holder.start()
+        taken.wait(60)
+        try:
+            first = unknowns.filter([event("new", 1)], frame)
+        finally:
+            release.set()
+            holder.join()
+        later = unknowns.filter([event("update", 2)]) + unknowns.filter([event("end", 3)])
+        after = unknowns.filter([event("new", 4)._replace(track_id="door-2")], ("door", frame[1]._replace(
+            track_ids=["door-2"] * 3)))
+    finally:
+        gallery.close()
+    assert [e.type for e in first] == ["new"] and first[0].unknown_id is None
+    assert [e.type for e in later] == ["update", "end"]
+    assert after == []          # a new track of the ignored face: no event at all

@@ -45,6 +45,7 @@ class UnknownFaces(object):
         self._deferred = []       # type: List[Tuple[str, float]]   ends while the gallery was busy
         self._next_expiry = self._next_prune = 0.0
         self._dirty = False
+        self._published = set()   # type: set   open tracks with an event out
         tracks.on_change = self._changed
 
     def _changed(self):
@@ -79,28 +80,31 @@ class UnknownFaces(object):
 
     def _one(self, event, held):
         # type: (Event, bool) -> Optional[Event]
+        track_id = event.track_id
         if event.type == "end":
-            before = self.tracks.verdict(event.track_id)
-            if before.ignored:
-                return None     # none of its events went out
-            if held and event.identity is None and before.unknown_id is None:
+            before = self.tracks.verdict(track_id)
+            if held and event.identity is None and before.unknown_id is None and not before.ignored:
                 # the gallery was busy at its earlier events: kept now
-                self.tracks.announce(event.track_id, event.camera, None, event.similarity, event.frame_time)
-            verdict = self.tracks.verdict(event.track_id)._replace(ignored=False)
+                self.tracks.announce(track_id, event.camera, None, event.similarity, event.frame_time)
+            verdict = self.tracks.verdict(track_id)
             if held:
-                self.tracks.ended(event.track_id, event.frame_time)
+                self.tracks.ended(track_id, event.frame_time)
             else:
-                self._deferred.append((event.track_id, event.frame_time))
+                self._deferred.append((track_id, event.frame_time))
         elif held:
-            verdict = self.tracks.announce(event.track_id, event.camera, event.identity, event.similarity,
-                                           event.frame_time)
+            verdict = self.tracks.announce(track_id, event.camera, event.identity, event.similarity, event.frame_time)
         else:
-            verdict = self.tracks.verdict(event.track_id)
-        if verdict.ignored:
-            return None
+            verdict = self.tracks.verdict(track_id)
+        published = track_id in self._published
+        if event.type == "end":
+            self._published.discard(track_id)
+        if verdict.ignored and not published:
+            return None     # an ignored face: none of its events go out
         if event.identity is None and verdict.unknown_id is not None:
             event = event._replace(unknown_id=verdict.unknown_id)
-        self.tracks.event_sent(event.event_id, event.track_id, event.identity)
+        if event.type != "end":
+            self._published.add(track_id)   # found ignored only later (the gallery was busy): it still ends
+        self.tracks.event_sent(event.event_id, track_id, event.identity)
         return event
 
     def _redecisions(self):
