@@ -1,10 +1,18 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 from tests.broker import broker  # noqa: F401  (the broker fixture, for every test module)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# ONNX Runtime's graph cache (edge/backends/ort_cache.py) of this run, daemons included: not the user's.
+if not os.environ.get("FACEEDGE_ORT_CACHE"):
+    os.environ["FACEEDGE_ORT_CACHE"] = tempfile.mkdtemp(prefix="faceedge-ort-")
+    atexit.register(shutil.rmtree, os.environ["FACEEDGE_ORT_CACHE"], True)
 
 
 def facedata_root():

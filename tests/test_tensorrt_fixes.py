@@ -208,8 +208,7 @@ def test_engine_builder_and_the_runtime_do_not_import_each_other():
 
 
 
-def test_models_convert_fp16_of_both_default_models_is_verified_against_fp32(model_dir, tmp_path, facedata):
-    """FP16 ONNX (TensorRT 11's FP16, and a CPU option) within the engine bounds on real faces."""
+def _calibration_set(model_dir, tmp_path, facedata):
     photos = tmp_path / "photos"
     photos.mkdir()
     for sub in ("known", "scenes"):
@@ -218,6 +217,12 @@ def test_models_convert_fp16_of_both_default_models_is_verified_against_fp32(mod
     code, out, err = faceedge("calibrate", "collect", "--folder", str(photos), "--out", str(tmp_path / "calib"),
                               "--model-dir", model_dir)
     assert code == 0, err
+    return str(tmp_path / "calib")
+
+
+def test_models_convert_fp16_of_both_default_models_is_verified_against_fp32(model_dir, tmp_path, facedata):
+    """FP16 ONNX (TensorRT 11's FP16, and a CPU option) within the engine bounds on real faces."""
+    _calibration_set(model_dir, tmp_path, facedata)
     for ref, name in (("sface:" + os.path.join(model_dir, "sface_2021dec_fp32.onnx"), "rec"),
                       ("retinaface:" + os.path.join(model_dir, "retinaface_mnet025.onnx"), "det")):
         dst = str(tmp_path / (name + ".fp16.onnx"))
@@ -229,3 +234,25 @@ def test_models_convert_fp16_of_both_default_models_is_verified_against_fp32(mod
         assert code == 0, out + err
         assert "FP16" in out and "held-out calibration samples" in out and "REFUSED" not in out
         assert os.path.isfile(dst)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 8), reason="the INT8 converter needs Python >= 3.8 (ONNX Runtime's quantiser)")
+def test_models_convert_int8_sface_embeds_real_faces_as_fp32(model_dir, tmp_path, facedata, pipeline):
+    """The Q/DQ INT8 SFace (TensorRT 11's INT8) on ONNX Runtime: real faces embed as with FP32, and
+    the same person stays closer than another."""
+    from edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from edge.imageio import read_image
+    from edge.pipeline import largest_face
+    from edge.recognizers import create_recognizer
+    calib = _calibration_set(model_dir, tmp_path, facedata)
+    fp32 = os.path.join(model_dir, "sface_2021dec_fp32.onnx")
+    dst = str(tmp_path / "rec.int8.onnx")
+    code, out, err = faceedge("models", "convert", "sface:" + fp32, "--to", "int8", "--calibration", calib, "-o", dst)
+    assert code == 0, out + err
+    assert "INT8" in out and "REFUSED" not in out
+    crops = [largest_face(pipeline.locate(read_image(os.path.join(facedata, "known", n)), min_quality=0.0)[0]).crop
+             for n in ("obama.jpg", "obama2.jpg", "biden.jpg")]
+    want = create_recognizer("sface", OnnxRuntimeBackend(fp32, threads=1)).embed(crops)
+    got = create_recognizer("sface", OnnxRuntimeBackend(dst, threads=1)).embed(crops)
+    assert all(float(np.dot(g, w)) > 0.95 for g, w in zip(got, want)), [float(np.dot(g, w)) for g, w in zip(got, want)]
+    assert float(np.dot(got[0], got[1])) > float(np.dot(got[0], got[2])) + 0.2
