@@ -1,11 +1,13 @@
 """Reading and decoding images with limits and clear errors.
 
-Dimensions are read from the header before decoding, so a decompression bomb is
-refused without allocating it; a JPEG cut short is refused rather than half-used.
+Dimensions are read from the header before decoding (and from every frame of a GIF), so a
+decompression bomb is refused without allocating it. A JPEG must end with its end-of-image
+marker: that catches a file cut short, not one cut and given a new marker (it then decodes with
+grey at the bottom, as any viewer shows it). 16-bit PNGs are brought to 8 bits.
 """
 import os
 import struct
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -59,16 +61,49 @@ def image_size(data):
     return None
 
 
-def _to_bgr(image):
-    # type: (np.ndarray) -> np.ndarray
+def _gif_frames(data):
+    # type: (bytes) -> List[Tuple[int, int]]
+    """(right, bottom) edge of every frame of a GIF, from its image descriptors: a frame can be
+    far larger than the logical screen in the header."""
+    frames = []
+    n = len(data)
+    i = 13
+    if n > 10 and data[10] & 0x80:
+        i += 3 * (2 << (data[10] & 7))              # global colour table
+    while i < n:
+        block = data[i]
+        if block == 0x3B:                            # trailer
+            break
+        if block == 0x21:                            # extension: label, then sub-blocks
+            i += 2
+        elif block == 0x2C and i + 10 <= n:          # image descriptor
+            left, top, width, height = struct.unpack("<HHHH", data[i + 1:i + 9])
+            frames.append((left + width, top + height))
+            packed = data[i + 9]
+            i += 10 + (3 * (2 << (packed & 7)) if packed & 0x80 else 0) + 1    # + LZW code size
+        else:
+            break
+        while i < n and data[i]:                     # sub-blocks up to the terminator
+            i += data[i] + 1
+        i += 1
+    return frames
+
+
+def _to_bgr(image, name):
+    # type: (np.ndarray, str) -> np.ndarray
     cv2 = _cv2()
+    if image.dtype == np.uint16:                     # 16-bit PNG: the high byte, no float copy
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageError("{} has {} samples; only 8- and 16-bit images are supported".format(name, image.dtype))
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
+    if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.dtype != np.uint8:
-        image = (image / 257).astype(np.uint8)
-    return image
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ImageError("{} has {} colour channels; expected grey, BGR or BGRA".format(
+        name, image.shape[2] if image.ndim == 3 else image.ndim))
 
 
 def decode_image(data, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PIXELS, name="image"):
@@ -84,6 +119,11 @@ def decode_image(data, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PIXEL
     width, height = size
     if width <= 0 or height <= 0 or width * height > max_pixels:
         raise ImageError("{} is {}x{} pixels, outside the limit of {} pixels".format(name, width, height, max_pixels))
+    if data[:3] == b"GIF":
+        for right, bottom in _gif_frames(data):
+            if right * bottom > max_pixels:
+                raise ImageError("{} has a GIF frame reaching {}x{} pixels (the header says {}x{}), outside the "
+                                 "limit of {} pixels".format(name, right, bottom, width, height, max_pixels))
     if data[:2] == b"\xff\xd8" and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
         raise ImageError("{} is a truncated JPEG (no end-of-image marker)".format(name))
     cv2 = _cv2()
@@ -93,7 +133,7 @@ def decode_image(data, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PIXEL
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageError("{} could not be decoded (corrupt or unsupported image)".format(name))
-    return _to_bgr(image)
+    return _to_bgr(image, name)
 
 
 def _decode_gif(data, name):
@@ -103,13 +143,24 @@ def _decode_gif(data, name):
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is not None:
         return image
+    return _decode_gif_pillow(data, name)
+
+
+def _decode_gif_pillow(data, name):
+    # type: (bytes, str) -> np.ndarray
+    cv2 = _cv2()
     try:
         import io
         from PIL import Image
     except ImportError:
         raise ImageError("{} is a GIF and this OpenCV cannot decode GIF; install Pillow".format(name))
-    with Image.open(io.BytesIO(data)) as pil:
-        return cv2.cvtColor(np.asarray(pil.convert("RGB")), cv2.COLOR_RGB2BGR)
+    try:
+        with Image.open(io.BytesIO(data)) as pil:
+            return cv2.cvtColor(np.asarray(pil.convert("RGB")), cv2.COLOR_RGB2BGR)
+    except Image.DecompressionBombError as exc:
+        raise ImageError("{} is too large to decode safely: {}".format(name, exc))
+    except (IOError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError("{} could not be decoded (corrupt GIF: {})".format(name, exc))
 
 
 def read_image(path, max_bytes=DEFAULT_MAX_BYTES, max_pixels=DEFAULT_MAX_PIXELS):

@@ -127,6 +127,17 @@ def test_password_from_file_and_never_in_repr_or_logs(tmp_path, caplog, monkeypa
     assert "***" in repr(config.mqtt)
 
 
+def test_a_secret_of_the_wrong_type_is_named_but_never_shown(tmp_path):
+    path = write(tmp_path, '[mqtt]\nusername = "door"\npassword = 98765432123\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "mqtt.password: must be a string, got an integer" in message and "98765432123" not in message
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, '[mqtt]\nusername = 98765\n'))
+    assert "got 98765" in str(info.value)          # not a secret: shown, so the user sees what is wrong
+
+
 def test_systemd_credentials_are_used_automatically(tmp_path, monkeypatch):
     creds = tmp_path / "creds"
     creds.mkdir()

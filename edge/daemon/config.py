@@ -179,12 +179,22 @@ CAMERA_SCHEMA = [("name", str, None, _name), ("source", str, None, lambda v: Non
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
 
 
+def _shown(key, value):
+    # type: (str, object) -> str
+    """The value for an error message; a secret's only by its type (it must never reach a log)."""
+    last = key.rsplit(".", 1)[-1]
+    if any(word in last for word in ("password", "secret", "token")) and not last.endswith("_file"):
+        kind = "a boolean" if isinstance(value, bool) else _TYPE_NAMES.get(type(value), "a " + type(value).__name__)
+        return "{} (value not shown: it is a secret)".format(kind)
+    return repr(value)
+
+
 def _value(source, key, value, kind):
     # bool is an int in Python and 1 is not a bool in TOML: check exactly.
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError("{}: {}: must be {}, got {!r}".format(source, key, _TYPE_NAMES[kind], value))
+        raise ConfigError("{}: {}: must be {}, got {}".format(source, key, _TYPE_NAMES[kind], _shown(key, value)))
     return value
 
 
@@ -206,7 +216,7 @@ def _section(source, prefix, table, schema):
         value = _value(source, name, table[key], kind)
         problem = check(value) if check else None
         if problem:
-            raise ConfigError("{}: {}: {}, got {!r}".format(source, name, problem, value))
+            raise ConfigError("{}: {}: {}, got {}".format(source, name, problem, _shown(name, value)))
         values.append(value)
     return values
 

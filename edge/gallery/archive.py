@@ -22,6 +22,26 @@ from edge.errors import GalleryError
 from edge.gallery.store import Gallery, Record
 
 ARCHIVE_FORMAT = 2
+# Bounds read from each member's header before reading it (a gzip of zeros claims any size):
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024      # ~300 bytes per sample: 200,000 samples
+MAX_CROP_BYTES = 1024 * 1024               # a 112x112 PNG is ~30 kB
+MAX_ROW_BYTES = 4096 * 8                   # one embedding row: up to 4096 dimensions of float64
+
+
+def _read(tar, member, limit, path):
+    # type: (tarfile.TarFile, tarfile.TarInfo, int, str) -> bytes
+    if member.size > limit:
+        raise GalleryError("{}: {} claims {} bytes, over the limit of {} for it; not a gallery archive "
+                           "this faceedge wrote".format(path, member.name, member.size, limit))
+    return tar.extractfile(member).read()
+
+
+def _private(path):
+    """A new file open for writing, mode 0600 from its creation (biometric data: never readable by
+    others, not even while it is written)."""
+    if os.path.lexists(path):
+        os.unlink(path)       # a .part left by a killed export, maybe with other modes
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
 
 def export_archive(gallery, path):
@@ -29,7 +49,7 @@ def export_archive(gallery, path):
     """Write a consistent snapshot of the gallery to path (atomically); returns the sample count."""
     tmp = path + ".part"
     try:
-        with gallery.snapshot() as snap, tarfile.open(tmp, "w:gz") as tar:
+        with gallery.snapshot() as snap, _private(tmp) as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             now = time.time()
 
             def add(name, data):
@@ -60,7 +80,6 @@ def export_archive(gallery, path):
             for sample in snap.samples(with_crops=True):
                 if sample.crop_png:
                     add("crops/{}.png".format(sample.id), bytes(sample.crop_png))
-        os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except (IOError, OSError) as exc:
         if os.path.exists(tmp):
@@ -76,7 +95,7 @@ def _records(tar, path):
     if first is None or first.name != "manifest.json":
         raise GalleryError("{} is not a faceedge gallery archive (manifest.json must come first)".format(path))
     try:
-        manifest = json.loads(tar.extractfile(first).read().decode("utf-8"))
+        manifest = json.loads(_read(tar, first, MAX_MANIFEST_BYTES, path).decode("utf-8"))
         if manifest.get("format") != ARCHIVE_FORMAT:
             raise GalleryError("{} has archive format {}, this faceedge reads format {}".format(
                 path, manifest.get("format"), ARCHIVE_FORMAT))
@@ -97,16 +116,18 @@ def _records(tar, path):
                 path, entry.get("id"), exc))
 
     crops_started = False
+    max_matrix = 4096 + MAX_ROW_BYTES * len(samples)
     for member in members:
-        data = tar.extractfile(member).read() if member.isfile() else None
-        if data is None:
-            continue
+        if not member.isfile() or (member.name not in files and member.name not in by_crop):
+            continue                   # never read what the manifest does not name
         if member.name in files:
+            data = _read(tar, member, max_matrix, path)
             try:
                 matrices[files[member.name]] = np.load(io.BytesIO(data), allow_pickle=False)
             except ValueError as exc:
                 raise GalleryError("{}: {} is not a float matrix ({})".format(path, member.name, exc))
-        elif member.name in by_crop:
+        else:
+            data = _read(tar, member, MAX_CROP_BYTES, path)
             if not crops_started:
                 crops_started = True
                 for entry in samples:      # the crop-less samples (imported embeddings) first

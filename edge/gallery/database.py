@@ -38,6 +38,41 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 1);
 """
 
 
+# Every table a gallery file may hold (this module's, edge/unknowns/store.py's, edge/sharing/state.py's),
+# and the columns each must have: anything else is another application's database.
+_COLUMNS = {
+    "people": {"id", "name", "created"},
+    "samples": {"id", "person_id", "negative", "crop", "source", "created"},
+    "embeddings": {"sample_id", "fingerprint", "vector"},
+    "requests": {"request_id", "response", "created"},
+    "meta": {"key", "value"},
+}
+_OTHER_TABLES = {"unknown_identities", "unknown_tracks", "unknown_crops", "shared_people", "shared_samples",
+                 "shared_meta"}
+
+
+def _foreign(db, path):
+    # type: (sqlite3.Connection, str) -> Optional[str]
+    """Why the database at path is not a faceedge gallery, or None (an empty file is one to be)."""
+    tables = set(r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                          "AND name NOT LIKE 'sqlite_%'"))
+    if not tables:
+        return None
+    unknown = sorted(tables - set(_COLUMNS) - _OTHER_TABLES)
+    if unknown:
+        return ("{} is not a faceedge gallery: it holds tables faceedge does not know ({}); it was left "
+                "untouched: point gallery.path at another file".format(path, ", ".join(unknown[:5])))
+    for table, columns in sorted(_COLUMNS.items()):
+        if table in tables:
+            found = set(r[1] for r in db.execute("PRAGMA table_info({})".format(table)))
+            if not columns <= found:
+                return ("{} is not a faceedge gallery: its table '{}' lacks the columns {}; it was left "
+                        "untouched".format(path, table, ", ".join(sorted(columns - found))))
+    if "meta" not in tables:
+        return "{} is not a faceedge gallery: it has no 'meta' table; it was left untouched".format(path)
+    return None
+
+
 class GalleryDatabase(object):
     def __init__(self, path, timeout_s=30.0):
         # type: (str, float) -> None
@@ -56,6 +91,10 @@ class GalleryDatabase(object):
         try:
             self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
                                        check_same_thread=False)
+            why = _foreign(self._db, self.path)      # before anything writes to the file
+            if why:
+                self._db.close()
+                raise GalleryError(why)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit returns only after the WAL is fsynced, so "done" survives power loss.
             self._db.execute("PRAGMA synchronous=FULL")
