@@ -107,6 +107,18 @@ def test_our_table_names_with_another_schema_are_one_clear_line(tmp_path):
     assert "\n" not in message and "not a faceedge gallery" in message and "'meta'" in message
 
 
+def test_a_gallery_whose_creation_was_cut_short_is_completed(tmp_path):
+    from edge.gallery.database import _SCHEMA
+    path = str(tmp_path / "g.db")
+    db = sqlite3.connect(path)
+    db.execute(_SCHEMA.split(";")[0])          # killed after the first table
+    db.commit()
+    db.close()
+    with Gallery(path) as gallery:
+        gallery.enroll("ann", [Sample(CROP, vec(1), "a")], "fp")
+        assert [p.name for p in gallery.list_people()] == ["ann"]
+
+
 def test_a_gallery_with_every_table_we_write_still_opens(tmp_path):
     from edge.unknowns.store import UnknownStore
     path = str(tmp_path / "g.db")

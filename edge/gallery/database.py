@@ -68,9 +68,7 @@ def _foreign(db, path):
             if not columns <= found:
                 return ("{} is not a faceedge gallery: its table '{}' lacks the columns {}; it was left "
                         "untouched".format(path, table, ", ".join(sorted(columns - found))))
-    if "meta" not in tables:
-        return "{} is not a faceedge gallery: it has no 'meta' table; it was left untouched".format(path)
-    return None
+    return None     # ours, maybe with its creation cut short (kill -9): completed below
 
 
 class GalleryDatabase(object):
