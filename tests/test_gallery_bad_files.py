@@ -77,13 +77,18 @@ def _sha(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def test_another_applications_database_is_refused_and_left_untouched(tmp_path):
-    path = str(tmp_path / "app.db")
+def sqlite_file(path, *statements):
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT)")
-    db.execute("INSERT INTO customers(email) VALUES ('a@example.com')")
+    for statement in statements:
+        db.execute(statement)
     db.commit()
     db.close()
+    return path
+
+
+def test_another_applications_database_is_refused_and_left_untouched(tmp_path):
+    path = sqlite_file(str(tmp_path / "app.db"), "CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT)",
+                       "INSERT INTO customers(email) VALUES ('a@example.com')")
     before = _sha(path)
     with pytest.raises(GalleryError, match=r"not a faceedge gallery: it holds tables faceedge does not know "
                                            r"\(customers\); it was left untouched"):
@@ -95,12 +100,8 @@ def test_another_applications_database_is_refused_and_left_untouched(tmp_path):
 
 
 def test_our_table_names_with_another_schema_are_one_clear_line(tmp_path):
-    path = str(tmp_path / "other.db")
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, fullname TEXT)")
-    db.execute("CREATE TABLE meta (k TEXT, v TEXT)")
-    db.commit()
-    db.close()
+    path = sqlite_file(str(tmp_path / "other.db"), "CREATE TABLE people (id INTEGER PRIMARY KEY, fullname TEXT)",
+                       "CREATE TABLE meta (k TEXT, v TEXT)")
     with pytest.raises(GalleryError) as err:
         Gallery(path)
     message = str(err.value)
@@ -109,11 +110,7 @@ def test_our_table_names_with_another_schema_are_one_clear_line(tmp_path):
 
 def test_a_gallery_whose_creation_was_cut_short_is_completed(tmp_path):
     from edge.gallery.database import _SCHEMA
-    path = str(tmp_path / "g.db")
-    db = sqlite3.connect(path)
-    db.execute(_SCHEMA.split(";")[0])          # killed after the first table
-    db.commit()
-    db.close()
+    path = sqlite_file(str(tmp_path / "g.db"), _SCHEMA.split(";")[0])      # killed after the first table
     with Gallery(path) as gallery:
         gallery.enroll("ann", [Sample(CROP, vec(1), "a")], "fp")
         assert [p.name for p in gallery.list_people()] == ["ann"]
