@@ -40,3 +40,10 @@ def tensorrt_cannot_start(trt, what, reason):
     return GpuUnavailableError("TensorRT {} cannot create a {}: no usable CUDA device or driver ({}); check "
                                "tegrastats/nvidia-smi, or use backend = onnxruntime".format(
                                    getattr(trt, "__version__", "?"), what, reason))
+
+
+def first_line(exc):
+    # type: (BaseException) -> str
+    """The first line of an exception's message (ONNX Runtime's run to many lines), or its type's name."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -165,3 +165,17 @@ def test_export_part_file_is_private_while_it_is_written(tmp_path):
         assert archive.export_archive(_Watching(gallery, part, seen), path) == 1
     assert seen and all(mode == 0o600 for mode in seen), [oct(m) for m in seen]
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and not os.path.exists(part)
+
+
+def test_the_known_tables_are_those_the_stores_create():
+    """database.py's list of tables a gallery may hold follows the schemas of the other stores, so
+    a table added there is never taken for another application's."""
+    import re
+    from edge.gallery import database
+    from edge.sharing import state
+    from edge.unknowns import store
+    created = set()
+    for schema in (store._SCHEMA, "".join(state._SCHEMA)):
+        created |= set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", schema))
+    assert created == database._OTHER_TABLES
+    assert set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", database._SCHEMA)) == set(database._COLUMNS)

@@ -7,7 +7,7 @@ import numpy as np
 
 from edge.backends import ort_cache
 from edge.backends.base import Backend
-from edge.errors import BackendError, ModelError
+from edge.errors import BackendError, ModelError, first_line
 from edge.models.cpu_graph import for_cpu
 
 log = logging.getLogger("faceedge.backends")
@@ -52,8 +52,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             session = ort.InferenceSession(final, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # damaged or foreign: built again below
-            log.info("ONNX Runtime graph cache %s not usable (%s): building it again", final,
-                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            log.info("ONNX Runtime graph cache %s not usable (%s): building it again", final, first_line(exc))
             ort_cache.discard(final)
             return None
         self.from_cache = True
@@ -71,7 +70,7 @@ class OnnxRuntimeBackend(Backend):
                 ort_cache.discard(temp)
             raise ModelError("cannot load model {}: {}; the file is damaged, truncated or not ONNX: run "
                              "`faceedge models fetch` to restore a profile's models, or copy your own model again"
-                             .format(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                             .format(path, first_line(exc)))
         if temp and os.path.isfile(temp):
             ort_cache.publish(temp, final)
         return session

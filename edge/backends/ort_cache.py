@@ -9,6 +9,7 @@ graph is built again. A cache that cannot be written or read is skipped.
 
   $FACEEDGE_ORT_CACHE   the directory (default <data dir>/onnxruntime), or "off"
 """
+import functools
 import hashlib
 import json
 import logging
@@ -25,7 +26,6 @@ log = logging.getLogger("faceedge.backends")
 
 REWRITE_VERSION = 1     # bump when cpu_graph's rewrite changes
 SUFFIX = ".ort.onnx"
-_cpu = []               # type: list
 
 
 def cache_dir():
@@ -36,22 +36,20 @@ def cache_dir():
     return setting or os.path.join(data_dir(), "onnxruntime")
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_signature():
     # type: () -> str
-    """The CPU's model and instruction-set flags (x86 `flags`, ARM `Features`)."""
-    if not _cpu:
-        lines = []
-        try:
-            with open("/proc/cpuinfo") as f:
-                for line in f:
-                    key = line.split(":", 1)[0].strip()
-                    if key in ("model name", "flags", "Features", "CPU part", "CPU implementer") \
-                            and line not in lines:
-                        lines.append(line)
-        except (IOError, OSError):
-            pass
-        _cpu.append(platform.machine() + "".join(lines))
-    return _cpu[0]
+    """The CPU's model and instruction-set flags (x86 `flags`, ARM `Features`), once per process."""
+    lines = []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key = line.split(":", 1)[0].strip()
+                if key in ("model name", "flags", "Features", "CPU part", "CPU implementer") and line not in lines:
+                    lines.append(line)      # the same for every core: kept once
+    except (IOError, OSError):
+        pass
+    return platform.machine() + "".join(lines)
 
 
 def cached_path(model_path, ort_version):

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from edge.errors import ModelError
+from edge.errors import ModelError, first_line
 
 TARGET_OPSET = 13
 TARGET_IR_VERSION = 7      # what opset 13 came with; ONNX Runtime 1.10 and TensorRT 8.2 read it
@@ -326,7 +326,7 @@ def verify_conversion(original_path, converted_bytes, input_name, input_shape, m
         converted = run_onnxruntime(converted_bytes, batch)
     except Exception as exc:  # onnxruntime's own exception types
         raise ModelError("ONNX Runtime cannot run the converted model: {}".format(
-            str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            first_line(exc)))
     worst = 1.0
     for name, ref, out in zip(output_names, reference, converted):
         if ref.shape != out.shape:
